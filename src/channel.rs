@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The channel: one connection to the peer over inherited fds (a socket for both directions,
+//! or two pipes), a reader thread, request/reply matching with deadlines and the credit
+//! window that keeps several buffers in flight.
+//!
+//! The reader thread only reads, decodes and completes replies. Every other frame is handed to
+//! the element's [`Handler`], which must queue it for another thread: GStreamer code run on
+//! the reader could call back into the element and wait for a reply only the reader can read.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+
+use crate::wire::{self, Frame, HEADER_LEN, Header, Hello, PROTOCOL_VERSION, Reply, Role};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("the peer closed the connection")]
+    PeerClosed,
+    #[error("socket error: {0}")]
+    Io(Errno),
+    #[error("invalid data from the peer: {0}")]
+    Protocol(#[from] wire::WireError),
+    #[error("peer broke the protocol: {0}")]
+    Unexpected(String),
+    #[error("no answer from the peer within {0:?}")]
+    Timeout(Duration),
+    #[error("disconnected")]
+    Disconnected,
+    #[error("flushing")]
+    Flushing,
+    #[error("incompatible peer: {0}")]
+    Incompatible(String),
+    #[error("the peer's pipeline returned {0:?}")]
+    Flow(gst::FlowError),
+}
+
+/// Receives every frame that is not a reply. Called on the reader thread: it must not block.
+pub trait Handler: Send + Sync + 'static {
+    fn frame(&self, id: u32, frame: Frame);
+    /// The connection ended for a reason other than [`Channel::disconnect`]. Called once.
+    fn closed(&self, error: &ChannelError);
+}
+
+#[derive(Default)]
+struct Shared {
+    closed: Option<ChannelError>,
+    peer: Option<Hello>,
+    /// Requests waiting for their reply; `None` until it arrives.
+    pending: HashMap<u32, Option<Reply>>,
+    flushing: bool,
+    in_flight: usize,
+    /// The first non-OK flow return of the peer since the last flow reset.
+    flow: Option<gst::FlowError>,
+}
+
+struct Inner {
+    name: String,
+    rfd: OwnedFd,
+    /// `None` when one socket carries both directions.
+    wfd: Option<OwnedFd>,
+    wfd_is_socket: bool,
+    /// Written once on disconnect and never read, so it stays readable: every poll on it
+    /// wakes up for good.
+    stop: OwnedFd,
+    write_lock: Mutex<()>,
+    shared: Mutex<Shared>,
+    cond: Condvar,
+    next_id: AtomicU32,
+    ack_time: Duration,
+}
+
+pub struct Channel {
+    inner: Arc<Inner>,
+    reader: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub struct Config {
+    pub fdin: RawFd,
+    pub fdout: RawFd,
+    pub role: Role,
+    /// Bounds every wait for an answer and every blocked write.
+    pub ack_time: Duration,
+    pub read_chunk_size: usize,
+    pub name: String,
+}
+
+impl Channel {
+    /// Takes private duplicates of the application's fds (which stay the application's to
+    /// close, as with the C elements), greets the peer and starts the reader thread.
+    pub fn connect(config: Config, handler: Arc<dyn Handler>) -> Result<Channel, ChannelError> {
+        let dup = |fd: RawFd| {
+            if fd < 0 {
+                return Err(ChannelError::Io(Errno::BADF));
+            }
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(ChannelError::Io)
+        };
+        let rfd = dup(config.fdin)?;
+        let wfd = if config.fdout == config.fdin {
+            None
+        } else {
+            Some(dup(config.fdout)?)
+        };
+        let wfd_is_socket = {
+            let fd = wfd.as_ref().unwrap_or(&rfd);
+            rustix::fs::fstat(fd)
+                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_socket())
+                .map_err(ChannelError::Io)?
+        };
+        let stop = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+            .map_err(ChannelError::Io)?;
+        let inner = Arc::new(Inner {
+            name: config.name,
+            rfd,
+            wfd,
+            wfd_is_socket,
+            stop,
+            write_lock: Mutex::new(()),
+            shared: Mutex::new(Shared::default()),
+            cond: Condvar::new(),
+            next_id: AtomicU32::new(1),
+            ack_time: config.ack_time,
+        });
+        let hello = Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role: config.role,
+            features: wire::features::SUPPORTED,
+        });
+        inner.write(&wire::encode(0, &hello))?;
+        let reader_inner = inner.clone();
+        let chunk = config.read_chunk_size.clamp(4096, 16 << 20);
+        let reader = std::thread::Builder::new()
+            .name(format!("{}-reader", inner.name))
+            .spawn(move || reader_inner.read_loop(config.role, chunk, handler))
+            .map_err(|e| ChannelError::Io(Errno::from_io_error(&e).unwrap_or(Errno::AGAIN)))?;
+        Ok(Channel {
+            inner,
+            reader: Mutex::new(Some(reader)),
+        })
+    }
+
+    pub fn ack_time(&self) -> Duration {
+        self.inner.ack_time
+    }
+
+    /// Waits for the peer's greeting: proof that a compatible peer is alive at the other end.
+    pub fn wait_hello(&self) -> Result<Hello, ChannelError> {
+        let deadline = Instant::now() + self.inner.ack_time;
+        let mut s = self.inner.lock();
+        loop {
+            if let Some(h) = s.peer {
+                return Ok(h);
+            }
+            if let Some(e) = &s.closed {
+                return Err(e.clone());
+            }
+            s = self.inner.wait_until(s, deadline)?;
+        }
+    }
+
+    /// Sends a frame that expects no answer.
+    pub fn send(&self, frame: &Frame) -> Result<(), ChannelError> {
+        let id = self.inner.next_id();
+        self.inner.write(&wire::encode(id, frame))
+    }
+
+    pub fn reply(&self, id: u32, reply: Reply) -> Result<(), ChannelError> {
+        self.inner.write(&wire::encode(id, &Frame::Reply(reply)))
+    }
+
+    /// Sends a request and waits for its reply. `timeout: None` waits as long as the peer is
+    /// connected (data flow that a paused pipeline legitimately holds back); a flush cancels
+    /// the wait when `cancel_on_flush` is set.
+    pub fn request(
+        &self,
+        frame: &Frame,
+        timeout: Option<Duration>,
+        cancel_on_flush: bool,
+    ) -> Result<Reply, ChannelError> {
+        let id = self.inner.next_id();
+        {
+            let mut s = self.inner.lock();
+            if let Some(e) = &s.closed {
+                return Err(e.clone());
+            }
+            s.pending.insert(id, None);
+        }
+        let result = self
+            .inner
+            .write(&wire::encode(id, frame))
+            .and_then(|()| self.wait_reply(id, timeout, cancel_on_flush));
+        self.inner.lock().pending.remove(&id);
+        result
+    }
+
+    fn wait_reply(
+        &self,
+        id: u32,
+        timeout: Option<Duration>,
+        cancel_on_flush: bool,
+    ) -> Result<Reply, ChannelError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut s = self.inner.lock();
+        loop {
+            if let Some(slot) = s.pending.get_mut(&id)
+                && let Some(reply) = slot.take()
+            {
+                return Ok(reply);
+            }
+            if let Some(e) = &s.closed {
+                return Err(e.clone());
+            }
+            if cancel_on_flush && s.flushing {
+                return Err(ChannelError::Flushing);
+            }
+            s = match deadline {
+                Some(d) => self.inner.wait_until(s, d)?,
+                None => self.inner.cond.wait(s).unwrap(),
+            };
+        }
+    }
+
+    /// Sends a buffer without waiting for the peer to push it, once fewer than `window`
+    /// buffers are in flight. Returns the flow the peer reported for earlier buffers, so an
+    /// error reaches upstream at most `window` buffers late.
+    pub fn send_buffer(&self, buffer: &gst::Buffer, window: usize) -> Result<(), ChannelError> {
+        let mut s = self.inner.lock();
+        loop {
+            if let Some(e) = &s.closed {
+                return Err(e.clone());
+            }
+            if s.flushing {
+                return Err(ChannelError::Flushing);
+            }
+            if let Some(f) = s.flow {
+                return Err(ChannelError::Flow(f));
+            }
+            if s.in_flight < window.max(1) {
+                break;
+            }
+            s = self.inner.cond.wait(s).unwrap();
+        }
+        s.in_flight += 1;
+        drop(s);
+        self.send(&Frame::Buffer(buffer.clone()))
+    }
+
+    /// Waits until the peer has answered every buffer sent so far.
+    pub fn drain(&self, timeout: Option<Duration>) -> Result<(), ChannelError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut s = self.inner.lock();
+        while s.in_flight > 0 {
+            if let Some(e) = &s.closed {
+                return Err(e.clone());
+            }
+            if s.flushing {
+                return Err(ChannelError::Flushing);
+            }
+            s = match deadline {
+                Some(d) => self.inner.wait_until(s, d)?,
+                None => self.inner.cond.wait(s).unwrap(),
+            };
+        }
+        Ok(())
+    }
+
+    /// Flushing wakes and fails the waits that asked for it; the flow reported by the peer
+    /// is forgotten when flushing stops.
+    pub fn set_flushing(&self, flushing: bool) {
+        let mut s = self.inner.lock();
+        s.flushing = flushing;
+        self.inner.cond.notify_all();
+    }
+
+    pub fn reset_flow(&self) {
+        self.inner.lock().flow = None;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed.is_some()
+    }
+
+    /// Stops the reader, fails every wait and releases the fds. Safe to call from any thread,
+    /// the reader's own included, and more than once.
+    pub fn disconnect(&self) {
+        self.inner.close(ChannelError::Disconnected);
+        let _ = rustix::io::write(&self.inner.stop, &1u64.to_ne_bytes());
+        let handle = self.reader.lock().unwrap().take();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap()
+    }
+
+    fn next_id(&self) -> u32 {
+        // 0 is never used, so a reply can never match the greeting.
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 {
+                return id;
+            }
+        }
+    }
+
+    fn wait_until<'a>(
+        &self,
+        s: MutexGuard<'a, Shared>,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'a, Shared>, ChannelError> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ChannelError::Timeout(self.ack_time));
+        }
+        Ok(self.cond.wait_timeout(s, deadline - now).unwrap().0)
+    }
+
+    fn close(&self, error: ChannelError) -> bool {
+        let mut s = self.lock();
+        let first = s.closed.is_none();
+        if first {
+            s.closed = Some(error);
+        }
+        self.cond.notify_all();
+        first
+    }
+
+    fn wfd(&self) -> BorrowedFd<'_> {
+        self.wfd.as_ref().unwrap_or(&self.rfd).as_fd()
+    }
+
+    /// Writes a whole frame. Frames from different threads never interleave. A full
+    /// non-blocking fd is waited on with poll, never spun on, and for at most `ack_time`.
+    fn write(&self, mut data: &[u8]) -> Result<(), ChannelError> {
+        let _guard = self.write_lock.lock().unwrap();
+        let deadline = Instant::now() + self.ack_time;
+        while !data.is_empty() {
+            if let Some(e) = &self.lock().closed {
+                return Err(e.clone());
+            }
+            let res = if self.wfd_is_socket {
+                rustix::net::send(self.wfd(), data, rustix::net::SendFlags::NOSIGNAL)
+            } else {
+                write_without_sigpipe(self.wfd(), data)
+            };
+            match res {
+                Ok(n) => data = &data[n..],
+                Err(Errno::INTR) => {}
+                Err(Errno::AGAIN) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(ChannelError::Timeout(self.ack_time));
+                    }
+                    let wfd = self.wfd();
+                    let mut fds = [
+                        PollFd::new(&wfd, PollFlags::OUT),
+                        PollFd::new(&self.stop, PollFlags::IN),
+                    ];
+                    let t = Timespec::try_from(deadline - now).ok();
+                    match rustix::event::poll(&mut fds, t.as_ref()) {
+                        Ok(_) | Err(Errno::INTR) => {}
+                        Err(e) => return Err(ChannelError::Io(e)),
+                    }
+                }
+                Err(Errno::PIPE | Errno::CONNRESET) => return Err(ChannelError::PeerClosed),
+                Err(e) => return Err(ChannelError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_loop(self: Arc<Self>, role: Role, chunk: usize, handler: Arc<dyn Handler>) {
+        let mut reader = FrameReader {
+            inner: &self,
+            buf: vec![0; chunk],
+            start: 0,
+            end: 0,
+        };
+        let error = loop {
+            match reader
+                .next()
+                .and_then(|f| self.dispatch(role, f, &*handler))
+            {
+                Ok(()) => {}
+                Err(e) => break e,
+            }
+        };
+        if self.close(error.clone()) {
+            handler.closed(&error);
+        }
+    }
+
+    fn dispatch(
+        &self,
+        role: Role,
+        (header, frame): (Header, Frame),
+        handler: &dyn Handler,
+    ) -> Result<(), ChannelError> {
+        let mut s = self.lock();
+        if s.peer.is_none() {
+            let Frame::Hello(h) = frame else {
+                return Err(ChannelError::Unexpected(
+                    "the first frame was not a greeting".into(),
+                ));
+            };
+            if h.version != PROTOCOL_VERSION {
+                return Err(ChannelError::Incompatible(format!(
+                    "protocol version {} (we speak {PROTOCOL_VERSION})",
+                    h.version
+                )));
+            }
+            if h.role == role {
+                return Err(ChannelError::Incompatible(format!(
+                    "both ends are {role:?}s: connect a sink to a src"
+                )));
+            }
+            s.peer = Some(h);
+            self.cond.notify_all();
+            return Ok(());
+        }
+        match frame {
+            Frame::Hello(_) => Err(ChannelError::Unexpected("a second greeting".into())),
+            Frame::Reply(Reply::Flow(f)) => {
+                if s.in_flight == 0 {
+                    return Err(ChannelError::Unexpected(
+                        "a flow return for no buffer".into(),
+                    ));
+                }
+                s.in_flight -= 1;
+                if let Err(e) = f.into_result()
+                    && s.flow.is_none()
+                {
+                    s.flow = Some(e);
+                }
+                self.cond.notify_all();
+                Ok(())
+            }
+            Frame::Reply(reply) => {
+                match s.pending.get_mut(&header.id) {
+                    Some(slot @ None) => *slot = Some(reply),
+                    Some(Some(_)) => {
+                        return Err(ChannelError::Unexpected(format!(
+                            "a second reply to request {}",
+                            header.id
+                        )));
+                    }
+                    // The waiter gave up (timeout, flush): a late reply is not an error, but a
+                    // reply to an id we never used is.
+                    None if header.id != 0 && header.id < self.next_id.load(Ordering::Relaxed) => {}
+                    None => {
+                        return Err(ChannelError::Unexpected(format!(
+                            "a reply to unknown request {}",
+                            header.id
+                        )));
+                    }
+                }
+                self.cond.notify_all();
+                Ok(())
+            }
+            frame => {
+                drop(s);
+                handler.frame(header.id, frame);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads whole frames, buffering small ones and reading large bodies straight into their
+/// own allocation.
+struct FrameReader<'a> {
+    inner: &'a Inner,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl FrameReader<'_> {
+    fn next(&mut self) -> Result<(Header, Frame), ChannelError> {
+        let mut h = [0u8; HEADER_LEN];
+        self.read_exact(&mut h)?;
+        let header = Header::decode(&h)?;
+        let mut body = vec![0u8; header.len as usize];
+        self.read_exact(&mut body)?;
+        let frame = wire::decode(&header, body)?;
+        Ok((header, frame))
+    }
+
+    fn read_exact(&mut self, out: &mut [u8]) -> Result<(), ChannelError> {
+        let mut done = 0;
+        while done < out.len() {
+            if self.start < self.end {
+                let n = (self.end - self.start).min(out.len() - done);
+                out[done..done + n].copy_from_slice(&self.buf[self.start..self.start + n]);
+                self.start += n;
+                done += n;
+                continue;
+            }
+            let want = out.len() - done;
+            if want >= self.buf.len() {
+                done += self.read_some(|fd| rustix::io::read(fd, &mut out[done..]))?;
+            } else {
+                let mut buf = std::mem::take(&mut self.buf);
+                let r = self.read_some(|fd| rustix::io::read(fd, &mut buf[..]));
+                self.buf = buf;
+                self.end = r?;
+                self.start = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// One read, after poll says there is something (or the stop fd fired). Works the same on
+    /// blocking and non-blocking fds.
+    fn read_some(
+        &self,
+        mut read: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
+    ) -> Result<usize, ChannelError> {
+        loop {
+            let rfd = self.inner.rfd.as_fd();
+            let mut fds = [
+                PollFd::new(&rfd, PollFlags::IN),
+                PollFd::new(&self.inner.stop, PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(ChannelError::Io(e)),
+            }
+            if !fds[1].revents().is_empty() {
+                return Err(ChannelError::Disconnected);
+            }
+            if fds[0].revents().is_empty() {
+                continue;
+            }
+            match read(rfd) {
+                Ok(0) => return Err(ChannelError::PeerClosed),
+                Ok(n) => return Ok(n),
+                Err(Errno::INTR | Errno::AGAIN) => {}
+                Err(Errno::CONNRESET) => return Err(ChannelError::PeerClosed),
+                Err(e) => return Err(ChannelError::Io(e)),
+            }
+        }
+    }
+}
+
+/// `write()` on a pipe whose reader is gone raises SIGPIPE, and MSG_NOSIGNAL exists only for
+/// sockets. Block the signal in this thread for the write, and swallow the one the write
+/// raised, so the process survives with SIGPIPE at its default disposition.
+fn write_without_sigpipe(fd: BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+    unsafe {
+        let mut pipe_set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe_set);
+        libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let already_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
+        let res = rustix::io::write(fd, data);
+        if res == Err(Errno::PIPE) && !already_pending {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            while libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero) == -1
+                && *libc::__errno_location() == libc::EINTR
+            {}
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        res
+    }
+}

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Starting slave processes with inherited fds: the helper binary for tests, the demo and
+//! applications that do not want to fork by hand.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+
+/// The first fd number the child gets: 0-2 stay stdio.
+pub const FIRST_CHILD_FD: i32 = 3;
+
+/// Spawns `cmd` with `fds` as its fds 3, 4, ... (in order) and no other inherited fd of ours.
+/// The fds are kept open in the caller: drop them after the spawn, so that the slave's death
+/// closes the connection.
+pub fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd]) -> io::Result<Child> {
+    let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    unsafe {
+        cmd.pre_exec(move || {
+            // Move every source out of the target range first, so that mapping one fd cannot
+            // overwrite another that is still to be mapped. Only async-signal-safe calls here.
+            let mut high = Vec::with_capacity(raw.len());
+            for &fd in &raw {
+                let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64);
+                if h < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                high.push(h);
+            }
+            for (i, &h) in high.iter().enumerate() {
+                // dup2 clears FD_CLOEXEC on the target: exactly these fds are inherited.
+                if libc::dup2(h, FIRST_CHILD_FD + i as i32) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// A connected pair of unix stream sockets, non-blocking and close-on-exec, as the C examples
+/// and applications of the C plugin create them.
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?)
+}
+
+/// Where the helper binary is: next to the running executable or one directory up (cargo puts
+/// test binaries in `deps/`), or where `GST_IPC_SLAVE` says.
+pub fn helper_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("GST_IPC_SLAVE") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join("gst-ipc-slave");
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    "gst-ipc-slave".into()
+}

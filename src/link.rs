@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What the sink and the src share once connected: the channel, the ordered lanes that run
+//! the peer's requests off the reader thread, and the conversions between wire results and
+//! GStreamer results.
+
+use std::sync::Arc;
+
+use crate::channel::{Channel, ChannelError, Config, Handler};
+use crate::lane::Lane;
+use crate::settings::Settings;
+use crate::wire::{Reply, Role};
+
+pub struct Link {
+    pub channel: Channel,
+    /// State changes, messages and lost state, in the order the peer sent them.
+    pub control: Lane,
+    /// Events that do not travel with the data, in order.
+    pub events: Lane,
+    /// The fds this link was made from, to notice when the application changes them.
+    pub fds: (i32, i32),
+}
+
+impl Link {
+    pub fn connect(
+        settings: &Settings,
+        role: Role,
+        name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Link, ChannelError> {
+        let channel = Channel::connect(
+            Config {
+                fdin: settings.fdin,
+                fdout: settings.fdout,
+                role,
+                ack_time: settings.ack_time(),
+                read_chunk_size: settings.read_chunk_size as usize,
+                name: name.into(),
+            },
+            handler,
+        )?;
+        Ok(Link {
+            channel,
+            control: Lane::new(&format!("{name}-control")),
+            events: Lane::new(&format!("{name}-events")),
+            fds: (settings.fdin, settings.fdout),
+        })
+    }
+
+    pub fn disconnect(&self) {
+        self.channel.disconnect();
+        self.control.stop();
+        self.events.stop();
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.disconnect();
+    }
+}
+
+/// Copies the peer's answer into the caller's query object, keeping its identity. Only fields
+/// the query already has, with the same type, are taken: a peer cannot make the caller's
+/// `gst_query_parse_*` read a value of the wrong type.
+pub fn apply_query_reply(query: &mut gst::QueryRef, reply: Option<&gst::StructureRef>) {
+    let Some(reply) = reply else { return };
+    let s = query.structure_mut();
+    for (name, value) in reply.iter() {
+        let expected = s.value(name).map(|v| v.type_());
+        if expected == Ok(value.type_()) || (expected.is_err() && is_extension(s.name())) {
+            s.set_value(name, value.clone());
+        }
+    }
+}
+
+/// Custom queries carry whatever fields their users define.
+fn is_extension(name: &str) -> bool {
+    !name.starts_with("GstQuery")
+}
+
+pub fn query_reply(result: bool, query: &gst::QueryRef) -> Reply {
+    Reply::Query {
+        result,
+        structure: query.structure().map(|s| s.to_owned()),
+    }
+}

@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MPL-2.0
+//! rsipcpipelinesink: the master end of a split pipeline.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::channel::{ChannelError, Handler};
+use crate::lane;
+use crate::link::{Link, apply_query_reply, query_reply};
+use crate::settings::{self, Settings};
+use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "rsipcpipelinesink",
+        gst::DebugColorFlags::empty(),
+        Some("Rust IPC pipeline sink"),
+    )
+});
+
+/// Buffers sent ahead of the slave's answers; flow errors reach upstream at most this late.
+const WINDOW: usize = 8;
+const DEFAULT_READ_CHUNK_SIZE: u32 = 4096;
+
+pub struct IpcPipelineSink {
+    sinkpad: gst::Pad,
+    settings: Mutex<Settings>,
+    link: Mutex<Option<Arc<Link>>>,
+    /// Set when we told our parent that a state change is in progress (ASYNC_START, or lost
+    /// state) and the slave's ASYNC_DONE must complete it.
+    pending_async: AtomicBool,
+    /// One ERROR per broken connection: the reader and the streaming thread may both notice.
+    error_posted: AtomicBool,
+}
+
+impl IpcPipelineSink {
+    fn link(&self) -> Option<Arc<Link>> {
+        self.link.lock().unwrap().clone()
+    }
+
+    fn post_link_error(&self, err: &ChannelError) {
+        if self.error_posted.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match err {
+            ChannelError::Timeout(_) => gst::element_imp_error!(
+                self,
+                gst::ResourceError::Write,
+                ("No answer from the slave pipeline"),
+                ["{err}"]
+            ),
+            _ => gst::element_imp_error!(
+                self,
+                gst::ResourceError::Read,
+                ("Lost the connection to the slave pipeline: {err}"),
+                ["{err}"]
+            ),
+        }
+    }
+
+    fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(link) = self.link() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        match link.channel.send_buffer(&buffer, WINDOW) {
+            Ok(()) => Ok(gst::FlowSuccess::Ok),
+            Err(ChannelError::Flow(f)) => Err(f),
+            Err(ChannelError::Flushing) => Err(gst::FlowError::Flushing),
+            Err(e) => {
+                self.post_link_error(&e);
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        gst::log!(CAT, imp = self, "forwarding {event:?}");
+        let Some(link) = self.link() else {
+            return false;
+        };
+        let ch = &link.channel;
+        let ack = Some(ch.ack_time());
+        let frame = Frame::Event {
+            target: Target::Pad,
+            event: event.clone(),
+        };
+        let reply = match event.type_() {
+            gst::EventType::FlushStart => {
+                ch.set_flushing(true);
+                ch.request(&frame, ack, false)
+            }
+            gst::EventType::FlushStop => {
+                let r = ch.request(&frame, ack, false);
+                // The reply comes after the slave answered every buffer sent before the flush,
+                // so their FLUSHING answers are behind us now.
+                ch.set_flushing(false);
+                ch.reset_flow();
+                r
+            }
+            // Serialized events wait behind the buffers, as long as the slave holds them back
+            // (a prerolled sink in PAUSED); a flush or a broken link ends the wait.
+            _ if event.is_serialized() => ch.request(&frame, None, true),
+            _ => ch.request(&frame, ack, false),
+        };
+        self.bool_reply(reply)
+    }
+
+    fn bool_reply(&self, reply: Result<Reply, ChannelError>) -> bool {
+        match reply {
+            Ok(Reply::Bool(b)) => b,
+            Ok(other) => {
+                gst::warning!(CAT, imp = self, "unexpected reply {other:?}");
+                false
+            }
+            Err(ChannelError::Flushing | ChannelError::Disconnected) => false,
+            Err(e) => {
+                self.post_link_error(&e);
+                false
+            }
+        }
+    }
+
+    fn forward_query(&self, target: Target, query: &mut gst::QueryRef) -> bool {
+        let Some(link) = self.link() else {
+            return false;
+        };
+        let ch = &link.channel;
+        let timeout = if query.is_serialized() {
+            None
+        } else {
+            Some(ch.ack_time())
+        };
+        let frame = Frame::Query {
+            target,
+            query: query.to_owned(),
+        };
+        match ch.request(&frame, timeout, query.is_serialized()) {
+            Ok(Reply::Query { result, structure }) => {
+                apply_query_reply(query, structure.as_deref());
+                result
+            }
+            Ok(other) => {
+                gst::warning!(CAT, imp = self, "unexpected reply {other:?}");
+                false
+            }
+            Err(ChannelError::Flushing | ChannelError::Disconnected) => false,
+            Err(e) => {
+                self.post_link_error(&e);
+                false
+            }
+        }
+    }
+
+    fn sink_query(&self, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            // Buffers are copied across; there is nothing to offer upstream yet.
+            gst::QueryViewMut::Allocation(_) => false,
+            _ => self.forward_query(Target::Pad, query),
+        }
+    }
+
+    fn connect(&self) -> Result<Arc<Link>, gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let mut guard = self.link.lock().unwrap();
+        if let Some(link) = &*guard {
+            if link.fds == (settings.fdin, settings.fdout) && !link.channel.is_closed() {
+                return Ok(link.clone());
+            }
+        }
+        if let Some(old) = guard.take() {
+            old.disconnect();
+        }
+        if settings.fdin < 0 || settings.fdout < 0 {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ["fdin and fdout must be set before the element leaves the NULL state"]
+            ));
+        }
+        let handler = Arc::new(SinkHandler {
+            element: self.obj().downgrade(),
+        });
+        let link = Link::connect(&settings, Role::Sender, &self.obj().name(), handler)
+            .and_then(|link| link.channel.wait_hello().map(|_| link))
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenReadWrite,
+                    ["Could not connect to the slave pipeline: {e}"]
+                )
+            })?;
+        self.error_posted.store(false, Ordering::SeqCst);
+        let link = Arc::new(link);
+        *guard = Some(link.clone());
+        Ok(link)
+    }
+
+    fn disconnect(&self) {
+        gst::debug!(CAT, imp = self, "disconnecting");
+        let link = self.link.lock().unwrap().take();
+        if let Some(link) = link {
+            link.disconnect();
+        }
+        let mut s = self.settings.lock().unwrap();
+        s.fdin = -1;
+        s.fdout = -1;
+    }
+
+    /// Asks the slave to make `transition` and returns its answer; a broken link lets
+    /// downward transitions succeed so that the master can always be shut down.
+    fn peer_state_change(&self, transition: gst::StateChange) -> gst::StateChangeReturn {
+        let (from, to) = (transition.current(), transition.next());
+        let downward = to < from;
+        let link = self.link().filter(|l| !l.channel.is_closed());
+        let Some(link) = link else {
+            return if downward || from == to {
+                gst::StateChangeReturn::Success
+            } else {
+                gst::StateChangeReturn::Failure
+            };
+        };
+        let ack = Some(link.channel.ack_time());
+        match link
+            .channel
+            .request(&Frame::StateChange { from, to }, ack, false)
+        {
+            Ok(Reply::State(r)) => r,
+            Ok(other) => {
+                gst::warning!(CAT, imp = self, "unexpected reply {other:?}");
+                gst::StateChangeReturn::Failure
+            }
+            Err(_) if downward => gst::StateChangeReturn::Success,
+            Err(e) => {
+                self.post_link_error(&e);
+                gst::StateChangeReturn::Failure
+            }
+        }
+    }
+
+    fn post_async_done(&self) {
+        let _ = self
+            .obj()
+            .post_message(gst::message::AsyncDone::builder().src(&*self.obj()).build());
+    }
+
+    // --- what the slave sends -----------------------------------------------------------
+
+    fn handle_message(&self, m: RemoteMessage) {
+        if m.type_ == gst::MessageType::AsyncDone {
+            let _lock = StateLock::new(self.obj().upcast_ref());
+            if self.pending_async.swap(false, Ordering::SeqCst) {
+                let _ = self.obj().continue_state(gst::StateChangeReturn::Success);
+                self.post_async_done();
+            }
+            return;
+        }
+        let mut structure = m.structure;
+        if matches!(
+            m.type_,
+            gst::MessageType::Error | gst::MessageType::Warning | gst::MessageType::Info
+        ) && let Some(s) = structure.as_mut()
+        {
+            let mut details = s
+                .get::<gst::Structure>("details")
+                .unwrap_or_else(|_| gst::Structure::new_empty("details"));
+            details.set("ipc-origin", m.origin.as_str());
+            s.set("details", details);
+        }
+        let msg: gst::Message = unsafe {
+            use gst::glib::translate::*;
+            let msg: gst::Message = from_glib_full(gst::ffi::gst_message_new_custom(
+                m.type_.into_glib(),
+                self.obj().upcast_ref::<gst::Object>().to_glib_none().0,
+                structure
+                    .map(|s| s.into_glib_ptr())
+                    .unwrap_or(std::ptr::null_mut()),
+            ));
+            if m.seqnum != 0 {
+                gst::ffi::gst_message_set_seqnum(msg.as_mut_ptr(), m.seqnum);
+            }
+            msg
+        };
+        gst::debug!(CAT, imp = self, "posting {:?} from {}", m.type_, m.origin);
+        let _ = self.obj().post_message(msg);
+    }
+
+    fn handle_state_lost(&self) {
+        let _lock = StateLock::new(self.obj().upcast_ref());
+        self.pending_async.store(true, Ordering::SeqCst);
+        self.obj().lost_state();
+    }
+}
+
+/// GStreamer's element STATE_LOCK, which gstreamer-rs does not wrap: taken so that an
+/// ASYNC_DONE from the slave cannot complete a state change that is still being made.
+struct StateLock(*mut glib::ffi::GRecMutex);
+
+impl StateLock {
+    fn new(element: &gst::Element) -> StateLock {
+        use gst::glib::translate::*;
+        unsafe {
+            let e: *mut gst::ffi::GstElement = element.to_glib_none().0;
+            let m = std::ptr::addr_of_mut!((*e).state_lock);
+            glib::ffi::g_rec_mutex_lock(m);
+            StateLock(m)
+        }
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        unsafe { glib::ffi::g_rec_mutex_unlock(self.0) }
+    }
+}
+
+struct SinkHandler {
+    element: glib::WeakRef<super::IpcPipelineSink>,
+}
+
+impl Handler for SinkHandler {
+    fn frame(&self, id: u32, frame: Frame) {
+        let Some(element) = self.element.upgrade() else {
+            return;
+        };
+        let imp = element.imp();
+        let Some(link) = imp.link() else { return };
+        match frame {
+            Frame::Event {
+                target: Target::Pad,
+                event,
+            } if event.is_upstream() => {
+                let element = element.clone();
+                let link2 = link.clone();
+                link.events.push(move || {
+                    let ok = element.imp().sinkpad.push_event(event);
+                    let _ = link2.channel.reply(id, Reply::Bool(ok));
+                });
+            }
+            Frame::Query {
+                target: Target::Pad,
+                mut query,
+            } if query.is_upstream() => {
+                lane::spawn("rsipcsink-query", move || {
+                    let ok = element.imp().sinkpad.peer_query(query.make_mut());
+                    let _ = link.channel.reply(id, query_reply(ok, &query));
+                });
+            }
+            Frame::Message(m) => {
+                link.control.push(move || element.imp().handle_message(m));
+            }
+            Frame::StateLost => {
+                link.control.push(move || element.imp().handle_state_lost());
+            }
+            Frame::Event { .. } => {
+                gst::warning!(CAT, obj = element, "refusing an event from the slave");
+                let _ = link.channel.reply(id, Reply::Bool(false));
+            }
+            Frame::Query { query, .. } => {
+                gst::warning!(CAT, obj = element, "refusing a query from the slave");
+                let _ = link.channel.reply(id, query_reply(false, &query));
+            }
+            other => {
+                let err = ChannelError::Unexpected(format!(
+                    "a {:?} frame from the slave",
+                    other.frame_type()
+                ));
+                link.control
+                    .push(move || element.imp().post_link_error(&err));
+                link.channel.disconnect();
+            }
+        }
+    }
+
+    fn closed(&self, error: &ChannelError) {
+        let Some(element) = self.element.upgrade() else {
+            return;
+        };
+        let Some(link) = element.imp().link() else {
+            return;
+        };
+        let error = error.clone();
+        link.control
+            .push(move || element.imp().post_link_error(&error));
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for IpcPipelineSink {
+    const NAME: &'static str = "GstRsIpcPipelineSink";
+    type Type = super::IpcPipelineSink;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("sink").unwrap();
+        let sinkpad = gst::Pad::builder_from_template(&templ)
+            .chain_function(|_pad, parent, buffer| {
+                IpcPipelineSink::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.chain(buffer),
+                )
+            })
+            .event_function(|_pad, parent, event| {
+                IpcPipelineSink::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(event),
+                )
+            })
+            .query_function(|_pad, parent, query| {
+                IpcPipelineSink::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_query(query),
+                )
+            })
+            .activatemode_function(|_pad, _parent, mode, _active| {
+                // Push mode only, as the C element: there is nothing to pull from.
+                if mode == gst::PadMode::Push {
+                    Ok(())
+                } else {
+                    Err(gst::loggable_error!(CAT, "pull mode is not supported"))
+                }
+            })
+            .build();
+        Self {
+            sinkpad,
+            settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
+            link: Mutex::new(None),
+            pending_async: AtomicBool::new(false),
+            error_posted: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ObjectImpl for IpcPipelineSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> =
+            LazyLock::new(|| settings::properties(DEFAULT_READ_CHUNK_SIZE));
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![settings::disconnect_signal::<IpcPipelineSink>(
+                IpcPipelineSink::disconnect,
+            )]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        self.settings.lock().unwrap().set(pspec.name(), value);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        self.settings.lock().unwrap().get(pspec.name()).unwrap()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).unwrap();
+        obj.set_element_flags(gst::ElementFlags::SINK);
+    }
+
+    fn dispose(&self) {
+        if let Some(link) = self.link.lock().unwrap().take() {
+            link.disconnect();
+        }
+    }
+}
+
+impl GstObjectImpl for IpcPipelineSink {}
+
+impl ElementImpl for IpcPipelineSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Inter-process pipeline sink",
+                "Sink",
+                "Sends everything it receives to a slave pipeline in another process, \
+                 which then behaves as a part of this pipeline",
+                "gst-ipcpipeline-rs developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &gst::Caps::new_any(),
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        use gst::StateChange as T;
+        match transition {
+            T::NullToReady => {
+                if let Err(e) = self.connect() {
+                    self.post_error_message(e);
+                    return Err(gst::StateChangeError);
+                }
+            }
+            // The chain function may wait for credit with the stream lock held: wake it before
+            // the pad is deactivated.
+            T::PausedToReady => {
+                if let Some(l) = self.link() {
+                    l.channel.set_flushing(true);
+                }
+            }
+            T::ReadyToPaused => {
+                if let Some(l) = self.link() {
+                    l.channel.set_flushing(false);
+                    l.channel.reset_flow();
+                }
+            }
+            _ => {}
+        }
+
+        let may_async = matches!(
+            transition,
+            T::ReadyToPaused | T::PausedToPlaying | T::PlayingToPaused
+        );
+        if may_async {
+            // The slave's ASYNC_DONE may arrive before its reply: be ready for it first.
+            self.pending_async.store(true, Ordering::SeqCst);
+            let _ = self.obj().post_message(
+                gst::message::AsyncStart::builder()
+                    .src(&*self.obj())
+                    .build(),
+            );
+        }
+        let upward = transition.next() > transition.current();
+        let peer = self.peer_state_change(transition);
+        if peer == gst::StateChangeReturn::Failure && upward {
+            if may_async && self.pending_async.swap(false, Ordering::SeqCst) {
+                self.post_async_done();
+            }
+            return Err(gst::StateChangeError);
+        }
+
+        if let Err(e) = self.parent_change_state(transition) {
+            if upward {
+                let undo = gst::StateChange::new(transition.next(), transition.current());
+                let _ = self.peer_state_change(undo);
+                return Err(e);
+            }
+        }
+
+        if transition == T::ReadyToNull
+            && self.link().is_some_and(|l| l.channel.is_closed())
+            && let Some(link) = self.link.lock().unwrap().take()
+        {
+            link.disconnect();
+        }
+
+        match peer {
+            gst::StateChangeReturn::Async if may_async => Ok(gst::StateChangeSuccess::Async),
+            gst::StateChangeReturn::NoPreroll => {
+                if may_async && self.pending_async.swap(false, Ordering::SeqCst) {
+                    self.post_async_done();
+                }
+                Ok(gst::StateChangeSuccess::NoPreroll)
+            }
+            _ => {
+                if may_async && self.pending_async.swap(false, Ordering::SeqCst) {
+                    self.post_async_done();
+                }
+                Ok(gst::StateChangeSuccess::Success)
+            }
+        }
+    }
+
+    fn send_event(&self, event: gst::Event) -> bool {
+        let Some(link) = self.link() else {
+            return false;
+        };
+        let reply = link.channel.request(
+            &Frame::Event {
+                target: Target::Element,
+                event,
+            },
+            Some(link.channel.ack_time()),
+            false,
+        );
+        self.bool_reply(reply)
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        self.forward_query(Target::Element, query)
+    }
+}

@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: MPL-2.0
+//! rsipcpipelinesrc: the slave end of a split pipeline.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::channel::{ChannelError, Handler};
+use crate::lane;
+use crate::link::{Link, apply_query_reply, query_reply};
+use crate::settings::{self, Settings};
+use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "rsipcpipelinesrc",
+        gst::DebugColorFlags::empty(),
+        Some("Rust IPC pipeline src"),
+    )
+});
+
+const DEFAULT_READ_CHUNK_SIZE: u32 = 65536;
+
+/// What the master sent that must be pushed in stream order by the streaming thread.
+enum Item {
+    Buffer(u32, gst::Buffer),
+    Event(u32, gst::Event),
+    Query(u32, gst::Query),
+}
+
+struct Queue {
+    items: VecDeque<Item>,
+    /// True while the pad is inactive or a flush is in progress: items are refused.
+    flushing: bool,
+    /// Sticky downstream flow error, as a pad keeps it: later buffers get it back at once.
+    flow: Result<gst::FlowSuccess, gst::FlowError>,
+}
+
+pub struct IpcPipelineSrc {
+    srcpad: gst::Pad,
+    settings: Mutex<Settings>,
+    link: Mutex<Option<Arc<Link>>>,
+    queue: Mutex<Queue>,
+    queue_cond: Condvar,
+}
+
+impl IpcPipelineSrc {
+    fn link(&self) -> Option<Arc<Link>> {
+        self.link.lock().unwrap().clone()
+    }
+
+    fn reply(&self, id: u32, reply: Reply) {
+        if let Some(link) = self.link() {
+            let _ = link.channel.reply(id, reply);
+        }
+    }
+
+    /// Answers an item that will not be pushed.
+    fn refuse(&self, item: Item, flow: gst::FlowError) {
+        match item {
+            Item::Buffer(id, _) => self.reply(id, Reply::Flow(flow.into())),
+            Item::Event(id, _) => self.reply(id, Reply::Bool(false)),
+            Item::Query(id, q) => self.reply(id, query_reply(false, &q)),
+        }
+    }
+
+    fn enqueue(&self, item: Item, front: bool) {
+        let mut q = self.queue.lock().unwrap();
+        let refusal = if q.flushing {
+            Some(gst::FlowError::Flushing)
+        } else if let (Err(e), Item::Buffer(..) | Item::Event(..)) = (q.flow, &item) {
+            Some(e)
+        } else {
+            None
+        };
+        if let Some(flow) = refusal {
+            drop(q);
+            self.refuse(item, flow);
+            return;
+        }
+        if front {
+            q.items.push_front(item);
+        } else {
+            q.items.push_back(item);
+        }
+        self.queue_cond.notify_one();
+    }
+
+    /// Refuses everything queued and every later item until [`Self::unflush`].
+    fn flush_queue(&self) {
+        let items: Vec<Item> = {
+            let mut q = self.queue.lock().unwrap();
+            q.flushing = true;
+            self.queue_cond.notify_all();
+            q.items.drain(..).collect()
+        };
+        for item in items {
+            self.refuse(item, gst::FlowError::Flushing);
+        }
+    }
+
+    fn unflush(&self) {
+        let mut q = self.queue.lock().unwrap();
+        q.flushing = false;
+        q.flow = Ok(gst::FlowSuccess::Ok);
+    }
+
+    fn start_task(&self) -> Result<(), glib::BoolError> {
+        let weak = self.obj().downgrade();
+        self.srcpad.start_task(move || {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().task_iteration();
+            }
+        })
+    }
+
+    /// One iteration of the streaming thread: push the next item and answer it.
+    fn task_iteration(&self) {
+        let item = {
+            let mut q = self.queue.lock().unwrap();
+            loop {
+                if q.flushing {
+                    drop(q);
+                    let _ = self.srcpad.pause_task();
+                    return;
+                }
+                if let Some(item) = q.items.pop_front() {
+                    break item;
+                }
+                q = self.queue_cond.wait(q).unwrap();
+            }
+        };
+        match item {
+            Item::Buffer(id, buffer) => {
+                let flow = self.srcpad.push(buffer);
+                if let Err(e) = flow {
+                    gst::debug!(CAT, imp = self, "downstream returned {e:?}");
+                    let mut q = self.queue.lock().unwrap();
+                    if q.flow.is_ok() {
+                        q.flow = Err(e);
+                    }
+                }
+                self.reply(id, Reply::Flow(flow.into()));
+            }
+            Item::Event(id, event) => {
+                let ok = self.srcpad.push_event(event);
+                self.reply(id, Reply::Bool(ok));
+            }
+            Item::Query(id, mut query) => {
+                let ok = self.srcpad.peer_query(query.make_mut());
+                self.reply(id, query_reply(ok, &query));
+            }
+        }
+    }
+
+    fn src_event(&self, event: gst::Event) -> bool {
+        let Some(link) = self.link() else {
+            return false;
+        };
+        let frame = Frame::Event {
+            target: Target::Pad,
+            event: event.clone(),
+        };
+        // QoS is advice sent for every buffer; waiting for its (meaningless) answer would
+        // cost the streaming thread a round trip per buffer.
+        if event.type_() == gst::EventType::Qos {
+            return link.channel.send(&frame).is_ok();
+        }
+        match link
+            .channel
+            .request(&frame, Some(link.channel.ack_time()), false)
+        {
+            Ok(Reply::Bool(b)) => b,
+            Ok(_) => false,
+            Err(e) => {
+                self.link_failed(&e);
+                false
+            }
+        }
+    }
+
+    fn src_query(&self, query: &mut gst::QueryRef) -> bool {
+        let Some(link) = self.link() else {
+            return false;
+        };
+        let frame = Frame::Query {
+            target: Target::Pad,
+            query: query.to_owned(),
+        };
+        match link
+            .channel
+            .request(&frame, Some(link.channel.ack_time()), false)
+        {
+            Ok(Reply::Query { result, structure }) => {
+                apply_query_reply(query, structure.as_deref());
+                result
+            }
+            Ok(_) => false,
+            Err(e) => {
+                self.link_failed(&e);
+                false
+            }
+        }
+    }
+
+    fn link_failed(&self, err: &ChannelError) {
+        if matches!(err, ChannelError::Disconnected | ChannelError::Flushing) {
+            return;
+        }
+        gst::element_imp_error!(
+            self,
+            gst::ResourceError::Read,
+            ("Lost the connection to the master pipeline: {err}"),
+            ["{err}"]
+        );
+    }
+
+    /// The slave pipeline this element drives: the nearest pipeline above it.
+    fn pipeline(&self) -> Option<gst::Pipeline> {
+        let mut parent = self.obj().parent();
+        while let Some(p) = parent {
+            if let Ok(pipeline) = p.clone().downcast::<gst::Pipeline>() {
+                return Some(pipeline);
+            }
+            parent = p.parent();
+        }
+        None
+    }
+
+    /// Applies a state change requested by the master. Requests that would not move the
+    /// pipeline (a second master asking for a state it already has or is going to) are
+    /// answered with where it stands.
+    fn apply_state_change(&self, from: gst::State, to: gst::State) -> gst::StateChangeReturn {
+        let Some(pipeline) = self.pipeline() else {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "not inside a pipeline: cannot change state"
+            );
+            return gst::StateChangeReturn::Failure;
+        };
+        let (ret, current, pending) = pipeline.state(gst::ClockTime::ZERO);
+        let effective = if pending == gst::State::VoidPending {
+            current
+        } else {
+            pending
+        };
+        let upward = to > from;
+        let needless = (upward && effective >= to) || (!upward && to > effective) || from == to;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "{from:?} -> {to:?}, pipeline at {effective:?}"
+        );
+        if needless {
+            let ret: gst::StateChangeReturn = ret.into();
+            if to <= gst::State::Ready || ret == gst::StateChangeReturn::Failure {
+                return gst::StateChangeReturn::Success;
+            }
+            return ret;
+        }
+        pipeline.set_state(to).into()
+    }
+
+    /// Connects once both fds are known and the element is in a bin, as the C element does:
+    /// a parent-less element has no pipeline to drive. gst_parse_launch sets the fds before it
+    /// adds the element, so the bin's `set_bus` on the new child is what usually gets here.
+    fn maybe_connect(&self) {
+        let settings = self.settings.lock().unwrap().clone();
+        if settings.fdin < 0 || settings.fdout < 0 || self.obj().parent().is_none() {
+            return;
+        }
+        let mut guard = self.link.lock().unwrap();
+        if guard
+            .as_ref()
+            .is_some_and(|l| l.fds == (settings.fdin, settings.fdout) && !l.channel.is_closed())
+        {
+            return;
+        }
+        if let Some(old) = guard.take() {
+            old.disconnect();
+        }
+        let handler = Arc::new(SrcHandler {
+            element: self.obj().downgrade(),
+        });
+        match Link::connect(&settings, Role::Receiver, &self.obj().name(), handler) {
+            Ok(link) => *guard = Some(Arc::new(link)),
+            Err(e) => {
+                drop(guard);
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::OpenReadWrite,
+                    ("Could not connect to the master pipeline: {e}")
+                );
+            }
+        }
+    }
+
+    fn disconnect(&self) {
+        gst::debug!(CAT, imp = self, "disconnecting");
+        let link = self.link.lock().unwrap().take();
+        if let Some(link) = link {
+            link.disconnect();
+        }
+        self.flush_queue();
+        let mut s = self.settings.lock().unwrap();
+        s.fdin = -1;
+        s.fdout = -1;
+    }
+
+    pub(super) fn forward_message(&self, msg: &gst::Message) -> bool {
+        use gst::MessageView as V;
+        let Some(link) = self.link() else {
+            return false;
+        };
+        let send = |frame: Frame| link.channel.send(&frame).is_ok();
+        match msg.view() {
+            V::StateChanged(s) => {
+                let lost = s.old() == s.current()
+                    && s.pending() == s.current()
+                    && msg.src().map(|o| o.as_ptr() as usize)
+                        == self
+                            .pipeline()
+                            .map(|p| p.upcast::<gst::Object>().as_ptr() as usize);
+                if lost {
+                    return send(Frame::StateLost);
+                }
+                true
+            }
+            // Local business of the slave pipeline, or objects that cannot cross.
+            V::AsyncStart(_)
+            | V::ClockProvide(_)
+            | V::ClockLost(_)
+            | V::NewClock(_)
+            | V::StreamStatus(_)
+            | V::NeedContext(_)
+            | V::HaveContext(_)
+            | V::StructureChange(_) => true,
+            // Our own complaints about the link cannot travel over it.
+            _ if msg.src().map(|o| o.as_ptr() as usize)
+                == Some(self.obj().upcast_ref::<gst::Object>().as_ptr() as usize) =>
+            {
+                true
+            }
+            _ => send(Frame::Message(RemoteMessage {
+                type_: msg.type_(),
+                seqnum: unsafe { gst::ffi::gst_message_get_seqnum(msg.as_mut_ptr()) },
+                origin: msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default(),
+                structure: msg.structure().map(|s| s.to_owned()),
+            })),
+        }
+    }
+
+    // --- what the master sends ----------------------------------------------------------
+
+    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) {
+        let obj = self.obj().clone();
+        match frame {
+            Frame::Buffer(buffer) => self.enqueue(Item::Buffer(id, buffer), false),
+            Frame::Event {
+                target: Target::Pad,
+                event,
+            } => match event.type_() {
+                gst::EventType::FlushStart => link.events.push(move || {
+                    let imp = obj.imp();
+                    imp.flush_queue();
+                    let ok = imp.srcpad.push_event(event);
+                    imp.reply(id, Reply::Bool(ok));
+                }),
+                gst::EventType::FlushStop => link.events.push(move || {
+                    let imp = obj.imp();
+                    let active = imp.srcpad.is_active();
+                    if active {
+                        imp.unflush();
+                        imp.enqueue(Item::Event(id, event), true);
+                        let _ = imp.start_task();
+                    } else {
+                        imp.reply(id, Reply::Bool(false));
+                    }
+                }),
+                _ if event.is_serialized() => self.enqueue(Item::Event(id, event), false),
+                _ => link.events.push(move || {
+                    let imp = obj.imp();
+                    let ok = imp.srcpad.push_event(event);
+                    imp.reply(id, Reply::Bool(ok));
+                }),
+            },
+            Frame::Event {
+                target: Target::Element,
+                event,
+            } => link.control.push(move || {
+                let imp = obj.imp();
+                let ok = imp.pipeline().is_some_and(|p| p.send_event(event));
+                imp.reply(id, Reply::Bool(ok));
+            }),
+            Frame::Query {
+                target: Target::Pad,
+                query,
+            } if query.is_serialized() => self.enqueue(Item::Query(id, query), false),
+            Frame::Query { target, mut query } => lane::spawn("rsipcsrc-query", move || {
+                let imp = obj.imp();
+                let q = query.make_mut();
+                let ok = match target {
+                    Target::Pad => imp.srcpad.peer_query(q),
+                    Target::Element => imp.pipeline().is_some_and(|p| p.query(q)),
+                };
+                imp.reply(id, query_reply(ok, &query));
+            }),
+            Frame::StateChange { from, to } => link.control.push(move || {
+                let imp = obj.imp();
+                let ret = imp.apply_state_change(from, to);
+                imp.reply(id, Reply::State(ret));
+            }),
+            other => {
+                let err = ChannelError::Unexpected(format!(
+                    "a {:?} frame from the master",
+                    other.frame_type()
+                ));
+                link.control.push(move || obj.imp().link_failed(&err));
+                link.channel.disconnect();
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn set_bus_trampoline(
+    element: *mut gst::ffi::GstElement,
+    bus: *mut gst::ffi::GstBus,
+) {
+    use gst::glib::translate::*;
+    unsafe {
+        let parent_class =
+            IpcPipelineSrc::type_data().as_ref().parent_class() as *const gst::ffi::GstElementClass;
+        if let Some(f) = (*parent_class).set_bus {
+            f(element, bus);
+        }
+        if !bus.is_null() {
+            let obj: Borrowed<super::IpcPipelineSrc> = from_glib_borrow(element as *mut _);
+            obj.imp().maybe_connect();
+        }
+    }
+}
+
+struct SrcHandler {
+    element: glib::WeakRef<super::IpcPipelineSrc>,
+}
+
+impl Handler for SrcHandler {
+    fn frame(&self, id: u32, frame: Frame) {
+        if let Some(element) = self.element.upgrade()
+            && let Some(link) = element.imp().link()
+        {
+            element.imp().handle_frame(&link, id, frame);
+        }
+    }
+
+    fn closed(&self, error: &ChannelError) {
+        let Some(element) = self.element.upgrade() else {
+            return;
+        };
+        let Some(link) = element.imp().link() else {
+            return;
+        };
+        let error = error.clone();
+        link.control.push(move || {
+            let imp = element.imp();
+            imp.flush_queue();
+            imp.link_failed(&error);
+        });
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for IpcPipelineSrc {
+    const NAME: &'static str = "GstRsIpcPipelineSrc";
+    type Type = super::IpcPipelineSrc;
+    type ParentType = gst::Element;
+
+    fn class_init(klass: &mut Self::Class) {
+        // GstObject does not notify parent changes, but a bin hands its bus to every child it
+        // adds: hook that to learn that we now have a pipeline to drive.
+        unsafe {
+            let k = &mut *(klass as *mut Self::Class as *mut gst::ffi::GstElementClass);
+            k.set_bus = Some(set_bus_trampoline);
+        }
+    }
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("src").unwrap();
+        let srcpad = gst::Pad::builder_from_template(&templ)
+            .event_function(|_pad, parent, event| {
+                IpcPipelineSrc::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_event(event),
+                )
+            })
+            .query_function(|_pad, parent, query| {
+                IpcPipelineSrc::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(query),
+                )
+            })
+            .build();
+        Self {
+            srcpad,
+            settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
+            link: Mutex::new(None),
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                flushing: true,
+                flow: Ok(gst::FlowSuccess::Ok),
+            }),
+            queue_cond: Condvar::new(),
+        }
+    }
+}
+
+impl ObjectImpl for IpcPipelineSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> =
+            LazyLock::new(|| settings::properties(DEFAULT_READ_CHUNK_SIZE));
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![
+                settings::disconnect_signal::<IpcPipelineSrc>(IpcPipelineSrc::disconnect),
+                glib::subclass::Signal::builder("forward-message")
+                    .param_types([gst::Message::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = args[0].get::<super::IpcPipelineSrc>().unwrap();
+                        let msg = args[1].get::<gst::Message>().unwrap();
+                        Some(obj.imp().forward_message(&msg).to_value())
+                    })
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        self.settings.lock().unwrap().set(pspec.name(), value);
+        if matches!(pspec.name(), "fdin" | "fdout") {
+            self.maybe_connect();
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        self.settings.lock().unwrap().get(pspec.name()).unwrap()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.srcpad).unwrap();
+        obj.set_element_flags(gst::ElementFlags::SOURCE);
+    }
+
+    fn dispose(&self) {
+        if let Some(link) = self.link.lock().unwrap().take() {
+            link.disconnect();
+        }
+    }
+}
+
+impl GstObjectImpl for IpcPipelineSrc {}
+
+impl ElementImpl for IpcPipelineSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Inter-process pipeline source",
+                "Source",
+                "Replays what an rsipcpipelinesink in another process receives, and drives \
+                 the slave pipeline it lives in as the master pipeline's state changes",
+                "gst-ipcpipeline-rs developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &gst::Caps::new_any(),
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        if transition == gst::StateChange::PausedToReady {
+            self.flush_queue();
+            let _ = self.srcpad.stop_task();
+        }
+        let ret = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::ReadyToPaused {
+            self.unflush();
+            if self.start_task().is_err() {
+                return Err(gst::StateChangeError);
+            }
+        }
+        Ok(ret)
+    }
+
+    fn send_event(&self, event: gst::Event) -> bool {
+        // As in C: an event given to the element travels downstream from its pad.
+        self.srcpad.push_event(event)
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        self.srcpad.query(query)
+    }
+}

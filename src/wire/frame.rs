@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Frames: the header and the body of each frame type.
+
+use gst::glib::translate::*;
+
+use super::WireError;
+use super::codec::{Reader, Writer};
+use super::value::{MAX_DEPTH, decode_structure, encode_structure};
+
+pub const HEADER_LEN: usize = 12;
+/// Largest body accepted: room for an uncompressed 8K RGBA frame with headroom.
+pub const MAX_BODY_LEN: usize = 256 << 20;
+pub const MAGIC: [u8; 4] = *b"GIPC";
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Feature bits exchanged in [`Hello`]; an optional feature is used only when both sides set it.
+pub mod features {
+    /// Reserved for fd-backed memory passed with SCM_RIGHTS.
+    pub const FD_MEMORY: u64 = 1 << 0;
+    /// Reserved for clock and base-time sharing.
+    pub const CLOCK_SYNC: u64 = 1 << 1;
+    /// What this build implements.
+    pub const SUPPORTED: u64 = 0;
+}
+
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameType {
+    Hello = 1,
+    Buffer = 2,
+    Event = 3,
+    Query = 4,
+    StateChange = 5,
+    StateLost = 6,
+    Message = 7,
+    Reply = 8,
+}
+
+impl TryFrom<u8> for FrameType {
+    type Error = WireError;
+    fn try_from(v: u8) -> Result<Self, WireError> {
+        Ok(match v {
+            1 => FrameType::Hello,
+            2 => FrameType::Buffer,
+            3 => FrameType::Event,
+            4 => FrameType::Query,
+            5 => FrameType::StateChange,
+            6 => FrameType::StateLost,
+            7 => FrameType::Message,
+            8 => FrameType::Reply,
+            _ => return Err(WireError::UnknownFrameType(v)),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub len: u32,
+    pub frame_type: FrameType,
+    pub flags: u8,
+    pub n_fds: u16,
+    pub id: u32,
+}
+
+impl Header {
+    pub fn decode(b: &[u8; HEADER_LEN]) -> Result<Header, WireError> {
+        let mut r = Reader::new(b);
+        let len = r.u32()?;
+        let frame_type = FrameType::try_from(r.u8()?)?;
+        let flags = r.u8()?;
+        let n_fds = r.u16()?;
+        let id = r.u32()?;
+        if len as usize > MAX_BODY_LEN {
+            return Err(WireError::TooLong {
+                what: "frame",
+                len: len as usize,
+                max: MAX_BODY_LEN,
+            });
+        }
+        if n_fds != 0 {
+            return Err(WireError::UnexpectedFds);
+        }
+        Ok(Header {
+            len,
+            frame_type,
+            flags,
+            n_fds,
+            id,
+        })
+    }
+}
+
+/// Which end of the link an element is. The protocol is symmetric; the role only catches two
+/// sinks (or two srcs) wired to each other.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The end that receives data from its pipeline and sends it (rsipcpipelinesink).
+    Sender = 0,
+    /// The end that pushes received data into its pipeline (rsipcpipelinesrc).
+    Receiver = 1,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub version: u16,
+    pub role: Role,
+    pub features: u64,
+}
+
+/// Where the receiver delivers an event or query.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Through the receiving element's pad, continuing the direction it travelled in.
+    Pad = 0,
+    /// To the receiving side's whole pipeline, as a bin hands element events and queries to
+    /// its children (seek, position, duration, ...).
+    Element = 1,
+}
+
+/// A message from the peer's pipeline. It is rebuilt with the receiving element as its source,
+/// so that bins handle it as one of their own; `origin` keeps the path of the element that
+/// really posted it.
+#[derive(Debug)]
+pub struct RemoteMessage {
+    pub type_: gst::MessageType,
+    pub seqnum: u32,
+    pub origin: String,
+    pub structure: Option<gst::Structure>,
+}
+
+#[derive(Debug)]
+pub enum Reply {
+    Bool(bool),
+    Flow(gst::FlowReturn),
+    State(gst::StateChangeReturn),
+    Query {
+        result: bool,
+        structure: Option<gst::Structure>,
+    },
+}
+
+#[derive(Debug)]
+pub enum Frame {
+    Hello(Hello),
+    Buffer(gst::Buffer),
+    Event { target: Target, event: gst::Event },
+    Query { target: Target, query: gst::Query },
+    StateChange { from: gst::State, to: gst::State },
+    StateLost,
+    Message(RemoteMessage),
+    Reply(Reply),
+}
+
+impl Frame {
+    pub fn frame_type(&self) -> FrameType {
+        match self {
+            Frame::Hello(_) => FrameType::Hello,
+            Frame::Buffer(_) => FrameType::Buffer,
+            Frame::Event { .. } => FrameType::Event,
+            Frame::Query { .. } => FrameType::Query,
+            Frame::StateChange { .. } => FrameType::StateChange,
+            Frame::StateLost => FrameType::StateLost,
+            Frame::Message(_) => FrameType::Message,
+            Frame::Reply(_) => FrameType::Reply,
+        }
+    }
+}
+
+/// Serialises a frame, header included, ready to be written in one go.
+pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
+    let body_hint = match frame {
+        Frame::Buffer(b) => 48 + b.size(),
+        _ => 256,
+    };
+    let mut w = Writer::with_capacity(HEADER_LEN + body_hint);
+    w.raw(&[0; HEADER_LEN]);
+    match frame {
+        Frame::Hello(h) => {
+            w.raw(&MAGIC);
+            w.u16(h.version);
+            w.u8(h.role as u8);
+            w.u64(h.features);
+        }
+        Frame::Buffer(b) => {
+            for v in [b.pts(), b.dts(), b.duration()] {
+                w.u64(v.into_glib());
+            }
+            w.u64(b.offset());
+            w.u64(b.offset_end());
+            w.u32(b.flags().bits());
+            // Room for metas (a later protocol feature): none are sent yet.
+            w.u32(0);
+            let at = w.len();
+            w.u32(0);
+            let mut n = 0usize;
+            for mem in b.iter_memories() {
+                if let Ok(m) = mem.map_readable() {
+                    w.raw(m.as_slice());
+                    n += m.size();
+                }
+            }
+            let mut out = w.into_inner();
+            out[at..at + 4].copy_from_slice(&(n as u32).to_le_bytes());
+            finish_header(&mut out, id, FrameType::Buffer);
+            return out;
+        }
+        Frame::Event { target, event } => {
+            w.u8(*target as u8);
+            w.u32(event.type_().into_glib() as u32);
+            w.u32(unsafe { gst::ffi::gst_event_get_seqnum(event.as_mut_ptr()) });
+            w.i64(event.running_time_offset());
+            put_structure(&mut w, event.structure());
+        }
+        Frame::Query { target, query } => {
+            w.u8(*target as u8);
+            w.u32(query.type_().into_glib() as u32);
+            put_structure(&mut w, query.structure());
+        }
+        Frame::StateChange { from, to } => {
+            w.u8(from.into_glib() as u8);
+            w.u8(to.into_glib() as u8);
+        }
+        Frame::StateLost => {}
+        Frame::Message(m) => {
+            w.u32(m.type_.into_glib() as u32);
+            w.u32(m.seqnum);
+            w.str(&m.origin);
+            put_structure(&mut w, m.structure.as_deref());
+        }
+        Frame::Reply(r) => match r {
+            Reply::Bool(b) => {
+                w.u8(0);
+                w.bool(*b);
+            }
+            Reply::Flow(f) => {
+                w.u8(1);
+                w.i32(f.into_glib());
+            }
+            Reply::State(s) => {
+                w.u8(2);
+                w.i32(s.into_glib());
+            }
+            Reply::Query { result, structure } => {
+                w.u8(3);
+                w.bool(*result);
+                put_structure(&mut w, structure.as_deref());
+            }
+        },
+    }
+    let mut out = w.into_inner();
+    finish_header(&mut out, id, frame.frame_type());
+    out
+}
+
+fn finish_header(out: &mut [u8], id: u32, t: FrameType) {
+    let len = (out.len() - HEADER_LEN) as u32;
+    out[0..4].copy_from_slice(&len.to_le_bytes());
+    out[4] = t as u8;
+    out[5] = 0;
+    out[6..8].copy_from_slice(&0u16.to_le_bytes());
+    out[8..12].copy_from_slice(&id.to_le_bytes());
+}
+
+fn put_structure(w: &mut Writer, s: Option<&gst::StructureRef>) {
+    match s {
+        Some(s) => {
+            w.bool(true);
+            encode_structure(w, s);
+        }
+        None => w.bool(false),
+    }
+}
+
+fn get_structure(r: &mut Reader) -> Result<Option<gst::Structure>, WireError> {
+    if r.bool()? {
+        decode_structure(r, 1).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn bad(what: &'static str, value: i64) -> WireError {
+    WireError::BadEnum { what, value }
+}
+
+fn get_state(r: &mut Reader) -> Result<gst::State, WireError> {
+    match r.u8()? {
+        1 => Ok(gst::State::Null),
+        2 => Ok(gst::State::Ready),
+        3 => Ok(gst::State::Paused),
+        4 => Ok(gst::State::Playing),
+        v => Err(bad("state", v as i64)),
+    }
+}
+
+fn get_clock_time(r: &mut Reader) -> Result<Option<gst::ClockTime>, WireError> {
+    let v = r.u64()?;
+    Ok(unsafe { from_glib(v) })
+}
+
+/// Decodes a body. `body` is taken by value so that buffer payloads become GstMemory without
+/// another copy.
+pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
+    if body.len() != header.len as usize {
+        return Err(WireError::Truncated {
+            wanted: header.len as usize,
+            available: body.len(),
+        });
+    }
+    let mut r = Reader::new(&body);
+    let frame = match header.frame_type {
+        FrameType::Hello => {
+            if r.take(4)? != MAGIC {
+                return Err(WireError::BadMagic);
+            }
+            let version = r.u16()?;
+            let role = match r.u8()? {
+                0 => Role::Sender,
+                1 => Role::Receiver,
+                v => return Err(bad("role", v as i64)),
+            };
+            Frame::Hello(Hello {
+                version,
+                role,
+                features: r.u64()?,
+            })
+        }
+        FrameType::Buffer => {
+            let pts = get_clock_time(&mut r)?;
+            let dts = get_clock_time(&mut r)?;
+            let duration = get_clock_time(&mut r)?;
+            let offset = r.u64()?;
+            let offset_end = r.u64()?;
+            let flags = gst::BufferFlags::from_bits_truncate(r.u32()?);
+            let n_metas = r.u32()?;
+            if n_metas != 0 {
+                return Err(WireError::TooMany {
+                    what: "metas",
+                    count: n_metas as usize,
+                    max: 0,
+                });
+            }
+            let size = r.u32()? as usize;
+            let start = r.position();
+            r.take(size)?;
+            r.finish()?;
+            let mut buffer = if size == 0 {
+                gst::Buffer::new()
+            } else {
+                let mut mem = gst::Memory::from_mut_slice(body);
+                mem.get_mut().unwrap().resize(start..start + size);
+                let mut b = gst::Buffer::new();
+                b.get_mut().unwrap().append_memory(mem);
+                b
+            };
+            let b = buffer.get_mut().unwrap();
+            b.set_pts(pts);
+            b.set_dts(dts);
+            b.set_duration(duration);
+            b.set_offset(offset);
+            b.set_offset_end(offset_end);
+            b.set_flags(flags);
+            return Ok(Frame::Buffer(buffer));
+        }
+        FrameType::Event => {
+            let target = get_target(&mut r)?;
+            let raw_type = r.u32()? as i32;
+            let t: gst::EventType = unsafe { from_glib(raw_type) };
+            if matches!(t, gst::EventType::__Unknown(_)) {
+                return Err(bad("event type", raw_type as i64));
+            }
+            let seqnum = r.u32()?;
+            let rto = r.i64()?;
+            let s = get_structure(&mut r)?;
+            let mut event: gst::Event = unsafe {
+                from_glib_full(gst::ffi::gst_event_new_custom(
+                    raw_type,
+                    s.map(|s| s.into_glib_ptr()).unwrap_or(std::ptr::null_mut()),
+                ))
+            };
+            {
+                let e = event.make_mut();
+                if seqnum != 0 {
+                    unsafe { gst::ffi::gst_event_set_seqnum(e.as_mut_ptr(), seqnum) };
+                }
+                e.set_running_time_offset(rto);
+            }
+            Frame::Event { target, event }
+        }
+        FrameType::Query => {
+            let target = get_target(&mut r)?;
+            let raw_type = r.u32()? as i32;
+            let t: gst::QueryType = unsafe { from_glib(raw_type) };
+            if matches!(t, gst::QueryType::__Unknown(_)) {
+                return Err(bad("query type", raw_type as i64));
+            }
+            let s = get_structure(&mut r)?;
+            let query: gst::Query = unsafe {
+                from_glib_full(gst::ffi::gst_query_new_custom(
+                    raw_type,
+                    s.map(|s| s.into_glib_ptr()).unwrap_or(std::ptr::null_mut()),
+                ))
+            };
+            Frame::Query { target, query }
+        }
+        FrameType::StateChange => {
+            let from = get_state(&mut r)?;
+            let to = get_state(&mut r)?;
+            if (from.into_glib() - to.into_glib()).abs() > 1 {
+                return Err(bad(
+                    "state change",
+                    ((from.into_glib() << 3) | to.into_glib()) as i64,
+                ));
+            }
+            Frame::StateChange { from, to }
+        }
+        FrameType::StateLost => Frame::StateLost,
+        FrameType::Message => {
+            let raw_type = r.u32()?;
+            let type_: gst::MessageType = unsafe { from_glib(raw_type) };
+            if matches!(type_, gst::MessageType::__Unknown(_)) {
+                return Err(bad("message type", raw_type as i64));
+            }
+            let seqnum = r.u32()?;
+            let origin = r.str()?.to_owned();
+            let structure = get_structure(&mut r)?;
+            Frame::Message(RemoteMessage {
+                type_,
+                seqnum,
+                origin,
+                structure,
+            })
+        }
+        FrameType::Reply => Frame::Reply(match r.u8()? {
+            0 => Reply::Bool(r.bool()?),
+            1 => {
+                let v = r.i32()?;
+                if !(-6..=0).contains(&v) {
+                    return Err(bad("flow return", v as i64));
+                }
+                Reply::Flow(unsafe { from_glib(v) })
+            }
+            2 => {
+                let v = r.i32()?;
+                if !(0..=3).contains(&v) {
+                    return Err(bad("state change return", v as i64));
+                }
+                Reply::State(unsafe { from_glib(v) })
+            }
+            3 => Reply::Query {
+                result: r.bool()?,
+                structure: get_structure(&mut r)?,
+            },
+            v => return Err(bad("reply kind", v as i64)),
+        }),
+    };
+    r.finish()?;
+    Ok(frame)
+}
+
+fn get_target(r: &mut Reader) -> Result<Target, WireError> {
+    match r.u8()? {
+        0 => Ok(Target::Pad),
+        1 => Ok(Target::Element),
+        v => Err(bad("target", v as i64)),
+    }
+}
+
+/// Nesting limit, re-exported for documentation and tests.
+pub const MAX_NESTING: usize = MAX_DEPTH;

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The wire protocol: pure encoding and decoding of frames, no I/O.
+//!
+//! Every frame is a 12-byte header followed by `len` bytes of body:
+//!
+//! ```text
+//! u32 len | u8 type | u8 flags | u16 n_fds | u32 id | body[len]
+//! ```
+//!
+//! All integers are little-endian. The layout of each body is in [`frame`], of each value in
+//! [`value`], and the whole protocol is described in ARCHITECTURE.md.
+
+pub mod codec;
+pub mod frame;
+pub mod value;
+
+pub use frame::*;
+
+/// Everything that can be wrong with bytes from the peer. Each is a clean error for the element
+/// to report; none is a panic.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum WireError {
+    #[error("truncated: wanted {wanted} bytes, {available} available")]
+    Truncated { wanted: usize, available: usize },
+    #[error("{0} unexpected bytes at the end of a frame")]
+    TrailingBytes(usize),
+    #[error("{what} of {len} bytes is longer than the limit of {max}")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{count} {what} is more than the limit of {max}")]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("nesting deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("invalid UTF-8 or embedded NUL in a string")]
+    BadUtf8,
+    #[error("invalid name {0:?}")]
+    BadName(String),
+    #[error("invalid {what}: {value}")]
+    BadEnum { what: &'static str, value: i64 },
+    #[error("unknown frame type {0}")]
+    UnknownFrameType(u8),
+    #[error("unknown value type {0}")]
+    UnknownValueType(u8),
+    #[error("empty or inverted range, or zero denominator")]
+    BadRange,
+    #[error("not an rsipcpipeline peer (bad magic)")]
+    BadMagic,
+    #[error("file descriptors attached to a frame that takes none")]
+    UnexpectedFds,
+}
