@@ -8,7 +8,7 @@
 //! the reader could call back into the element and wait for a reply only the reader can read.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -41,6 +41,13 @@ pub enum ChannelError {
     Flow(gst::FlowError),
 }
 
+/// How often the reader looks whether the application closed the fd under it (as the C
+/// elements' 100 ms poll does).
+const FD_CHECK_INTERVAL: Timespec = Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
+
 /// Receives every frame that is not a reply. Called on the reader thread: it must not block.
 pub trait Handler: Send + Sync + 'static {
     fn frame(&self, id: u32, frame: Frame);
@@ -62,9 +69,11 @@ struct Shared {
 
 struct Inner {
     name: String,
-    rfd: OwnedFd,
-    /// `None` when one socket carries both directions.
-    wfd: Option<OwnedFd>,
+    /// The application's fds, used as they are, like the C elements do: closing them is how an
+    /// application of the C plugin ends a connection, so we hold no duplicate that would keep
+    /// the socket open. They must stay open until `disconnect` (or the element's disposal).
+    rfd: RawFd,
+    wfd: RawFd,
     wfd_is_socket: bool,
     /// Written once on disconnect and never read, so it stays readable: every poll on it
     /// wakes up for good.
@@ -92,27 +101,15 @@ pub struct Config {
 }
 
 impl Channel {
-    /// Takes private duplicates of the application's fds (which stay the application's to
-    /// close, as with the C elements), greets the peer and starts the reader thread.
+    /// Greets the peer over the application's fds and starts the reader thread.
     pub fn connect(config: Config, handler: Arc<dyn Handler>) -> Result<Channel, ChannelError> {
-        let dup = |fd: RawFd| {
-            if fd < 0 {
-                return Err(ChannelError::Io(Errno::BADF));
-            }
-            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-            rustix::io::fcntl_dupfd_cloexec(fd, 0).map_err(ChannelError::Io)
-        };
-        let rfd = dup(config.fdin)?;
-        let wfd = if config.fdout == config.fdin {
-            None
-        } else {
-            Some(dup(config.fdout)?)
-        };
+        let (rfd, wfd) = (config.fdin, config.fdout);
         let wfd_is_socket = {
-            let fd = wfd.as_ref().unwrap_or(&rfd);
-            rustix::fs::fstat(fd)
-                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_socket())
-                .map_err(ChannelError::Io)?
+            let st = borrow(rfd)
+                .and_then(|_| borrow(wfd))
+                .and_then(rustix::fs::fstat)
+                .map_err(ChannelError::Io)?;
+            rustix::fs::FileType::from_raw_mode(st.st_mode).is_socket()
         };
         let stop = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
             .map_err(ChannelError::Io)?;
@@ -344,8 +341,12 @@ impl Inner {
         first
     }
 
-    fn wfd(&self) -> BorrowedFd<'_> {
-        self.wfd.as_ref().unwrap_or(&self.rfd).as_fd()
+    fn wfd(&self) -> rustix::io::Result<BorrowedFd<'_>> {
+        borrow(self.wfd)
+    }
+
+    fn rfd(&self) -> rustix::io::Result<BorrowedFd<'_>> {
+        borrow(self.rfd)
     }
 
     /// Writes a whole frame. Frames from different threads never interleave. A full
@@ -357,10 +358,11 @@ impl Inner {
             if let Some(e) = &self.lock().closed {
                 return Err(e.clone());
             }
+            let wfd = self.wfd().map_err(ChannelError::Io)?;
             let res = if self.wfd_is_socket {
-                rustix::net::send(self.wfd(), data, rustix::net::SendFlags::NOSIGNAL)
+                rustix::net::send(wfd, data, rustix::net::SendFlags::NOSIGNAL)
             } else {
-                write_without_sigpipe(self.wfd(), data)
+                write_without_sigpipe(wfd, data)
             };
             match res {
                 Ok(n) => data = &data[n..],
@@ -370,7 +372,6 @@ impl Inner {
                     if now >= deadline {
                         return Err(ChannelError::Timeout(self.ack_time));
                     }
-                    let wfd = self.wfd();
                     let mut fds = [
                         PollFd::new(&wfd, PollFlags::OUT),
                         PollFd::new(&self.stop, PollFlags::IN),
@@ -536,19 +537,25 @@ impl FrameReader<'_> {
         mut read: impl FnMut(BorrowedFd<'_>) -> rustix::io::Result<usize>,
     ) -> Result<usize, ChannelError> {
         loop {
-            let rfd = self.inner.rfd.as_fd();
+            let rfd = self.inner.rfd().map_err(ChannelError::Io)?;
             let mut fds = [
                 PollFd::new(&rfd, PollFlags::IN),
                 PollFd::new(&self.inner.stop, PollFlags::IN),
             ];
-            match rustix::event::poll(&mut fds, None) {
+            // A poll in progress keeps the socket open even after the application closed its
+            // fd, so the peer would never see EOF: wake up now and then to notice the close.
+            match rustix::event::poll(&mut fds, Some(&FD_CHECK_INTERVAL)) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(ChannelError::Io(e)),
             }
             if !fds[1].revents().is_empty() {
                 return Err(ChannelError::Disconnected);
             }
-            if fds[0].revents().is_empty() {
+            let revents = fds[0].revents();
+            if revents.contains(PollFlags::NVAL) {
+                return Err(ChannelError::Io(Errno::BADF));
+            }
+            if revents.is_empty() {
                 continue;
             }
             match read(rfd) {
@@ -560,6 +567,14 @@ impl FrameReader<'_> {
             }
         }
     }
+}
+
+/// The fds belong to the application; -1 (not set) is refused before any syscall sees it.
+fn borrow<'a>(fd: RawFd) -> rustix::io::Result<BorrowedFd<'a>> {
+    if fd < 0 {
+        return Err(Errno::BADF);
+    }
+    Ok(unsafe { BorrowedFd::borrow_raw(fd) })
 }
 
 /// `write()` on a pipe whose reader is gone raises SIGPIPE, and MSG_NOSIGNAL exists only for

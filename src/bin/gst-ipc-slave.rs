@@ -157,20 +157,26 @@ fn main() {
             continue;
         };
         if let gst::MessageView::Error(e) = msg.view() {
-            let (_, state, _) = pipeline.state(gst::ClockTime::ZERO);
+            let origin = msg
+                .src()
+                .map(|s| s.path_string().to_string())
+                .unwrap_or_default();
             let from_link = msg.src().is_some_and(|s| s.name() == "ipcsrc");
-            if from_link && state <= gst::State::Ready {
+            if !from_link {
+                // The master saw it too and decides what to do, as with an error in a bin.
+                eprintln!(
+                    "gst-ipc-slave: error from {origin}: {} ({:?})",
+                    e.error(),
+                    e.debug()
+                );
+                continue;
+            }
+            let (_, state, _) = pipeline.state(gst::ClockTime::ZERO);
+            if state <= gst::State::Ready {
                 // The master stopped us and went away: a normal end.
                 break 0;
             }
-            eprintln!(
-                "gst-ipc-slave: error from {}: {} ({:?})",
-                msg.src()
-                    .map(|s| s.path_string().to_string())
-                    .unwrap_or_default(),
-                e.error(),
-                e.debug()
-            );
+            eprintln!("gst-ipc-slave: {} while running", e.error());
             break 1;
         }
     };

@@ -361,6 +361,8 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
             b.set_duration(duration);
             b.set_offset(offset);
             b.set_offset_end(offset_end);
+            // Exactly the sender's flags: appending memory tagged this buffer.
+            b.unset_flags(gst::BufferFlags::all());
             b.set_flags(flags);
             return Ok(Frame::Buffer(buffer));
         }

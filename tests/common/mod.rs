@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Helpers for the multi-process tests: real slave processes (gst-ipc-slave), real pipelines,
+//! and waits on conditions with generous deadlines instead of sleeps.
+#![allow(dead_code)]
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstrsipcpipeline::launcher;
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn init() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstrsipcpipeline::plugin_register_static().unwrap();
+    });
+}
+
+/// A slave process and the master's end of its connection.
+pub struct Slave {
+    pub child: Child,
+    /// The master's fds: (fdin, fdout), the same socket twice or two pipe ends.
+    pub fds: (OwnedFd, Option<OwnedFd>),
+    pub dump: tempfile::NamedTempFile,
+}
+
+impl Slave {
+    /// Spawns gst-ipc-slave on one end of a non-blocking socketpair.
+    pub fn spawn(description: &str) -> Slave {
+        let (ours, theirs) = launcher::socketpair().unwrap();
+        let dump = tempfile::NamedTempFile::new().unwrap();
+        let child = launcher::spawn_with_fds(
+            Command::new(env!("CARGO_BIN_EXE_gst-ipc-slave"))
+                .args(["--fd", "3", "--dump"])
+                .arg(dump.path())
+                .arg(description),
+            &[&theirs],
+        )
+        .unwrap();
+        Slave {
+            child,
+            fds: (ours, None),
+            dump,
+        }
+    }
+
+    /// Spawns gst-ipc-slave connected by two pipes, one per direction.
+    pub fn spawn_with_pipes(description: &str) -> Slave {
+        let flags = rustix::pipe::PipeFlags::CLOEXEC;
+        let (to_master_r, to_master_w) = rustix::pipe::pipe_with(flags).unwrap();
+        let (to_slave_r, to_slave_w) = rustix::pipe::pipe_with(flags).unwrap();
+        let dump = tempfile::NamedTempFile::new().unwrap();
+        let child = launcher::spawn_with_fds(
+            Command::new(env!("CARGO_BIN_EXE_gst-ipc-slave"))
+                .args(["--fdin", "3", "--fdout", "4", "--dump"])
+                .arg(dump.path())
+                .arg(description),
+            &[&to_slave_r, &to_master_w],
+        )
+        .unwrap();
+        Slave {
+            child,
+            fds: (to_master_r, Some(to_slave_w)),
+            dump,
+        }
+    }
+
+    pub fn attach(&self, sink: &gst::Element) {
+        let fdin = self.fds.0.as_raw_fd();
+        let fdout = self.fds.1.as_ref().map_or(fdin, |f| f.as_raw_fd());
+        sink.set_property("fdin", fdin);
+        sink.set_property("fdout", fdout);
+    }
+
+    /// The lines the slave wrote for every buffer and event that crossed.
+    pub fn dump_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dump.path())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Closes the master's end and waits for the slave to exit on its own.
+    pub fn finish(self) -> std::process::ExitStatus {
+        drop(self.fds);
+        wait_child(self.child)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Waits for the child to exit, on a thread of its own so that the wait has a deadline.
+pub fn wait_child(mut child: Child) -> std::process::ExitStatus {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    rx.recv_timeout(DEADLINE)
+        .expect("slave did not exit")
+        .unwrap()
+}
+
+/// Builds the master pipeline; its rsipcpipelinesink must be named `sink`.
+pub fn master(description: &str, slave: &Slave) -> (gst::Pipeline, gst::Element) {
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    slave.attach(&sink);
+    (pipeline, sink)
+}
+
+/// Waits for the first message that `pred` accepts; panics on an unexpected ERROR.
+pub fn wait_for(
+    pipeline: &gst::Pipeline,
+    within: Duration,
+    mut pred: impl FnMut(&gst::Message) -> bool,
+) -> Option<gst::Message> {
+    let bus = pipeline.bus().unwrap();
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))?;
+        if pred(&msg) {
+            return Some(msg);
+        }
+        if let gst::MessageView::Error(e) = msg.view() {
+            panic!(
+                "unexpected error from {:?}: {} ({:?})",
+                msg.src().map(|s| s.path_string()),
+                e.error(),
+                e.debug()
+            );
+        }
+    }
+}
+
+pub fn wait_eos(pipeline: &gst::Pipeline) {
+    wait_for(pipeline, DEADLINE, |m| m.type_() == gst::MessageType::Eos).expect("EOS");
+}
+
+pub fn wait_state(pipeline: &gst::Pipeline, state: gst::State) {
+    let (ret, current, _) = pipeline.state(gst::ClockTime::from_seconds(DEADLINE.as_secs()));
+    assert_eq!(ret, Ok(gst::StateChangeSuccess::Success));
+    assert_eq!(current, state);
+}
+
+/// The first ERROR posted by the element named `name`, skipping errors of other elements.
+pub fn wait_error_from(pipeline: &gst::Pipeline, name: &str, within: Duration) -> gst::Message {
+    let bus = pipeline.bus().unwrap();
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = bus
+            .timed_pop_filtered(
+                gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+                &[gst::MessageType::Error],
+            )
+            .unwrap_or_else(|| panic!("no ERROR from {name} within {within:?}"));
+        if msg.src().is_some_and(|s| s.name() == name) {
+            return msg;
+        }
+    }
+}
+
+/// The same FNV-1a fingerprint gst-ipc-slave writes to its dump.
+pub fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}

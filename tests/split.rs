@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One master process, one slave process (gst-ipc-slave), real pipelines on both sides.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+
+/// Buffers with every kind of metadata, as the master pushes them.
+fn test_buffers(n: u64) -> Vec<gst::Buffer> {
+    (0..n)
+        .map(|i| {
+            let data: Vec<u8> = (0..(i * 37 % 700 + 1)).map(|j| (i * 7 + j) as u8).collect();
+            let mut b = gst::Buffer::from_mut_slice(data);
+            let m = b.get_mut().unwrap();
+            m.set_pts(gst::ClockTime::from_mseconds(i * 40));
+            m.set_dts(if i % 3 == 0 {
+                None
+            } else {
+                Some(gst::ClockTime::from_mseconds(i * 40 - 5))
+            });
+            m.set_duration(gst::ClockTime::from_mseconds(40));
+            m.set_offset(i * 1000);
+            m.set_offset_end(i * 1000 + 999);
+            let mut flags = gst::BufferFlags::empty();
+            if i == 0 {
+                flags |= gst::BufferFlags::DISCONT;
+            }
+            if i % 2 == 1 {
+                flags |= gst::BufferFlags::DELTA_UNIT;
+            }
+            if i % 5 == 4 {
+                flags |= gst::BufferFlags::DROPPABLE;
+            }
+            m.set_flags(flags);
+            b
+        })
+        .collect()
+}
+
+/// The dump line gst-ipc-slave writes for `b`.
+fn expected_line(b: &gst::Buffer) -> String {
+    let ns = |t: Option<gst::ClockTime>| t.map_or("none".into(), |t| t.nseconds().to_string());
+    let map = b.map_readable().unwrap();
+    format!(
+        "buffer pts={} dts={} duration={} offset={} offset_end={} flags=0x{:x} size={} hash={:016x}",
+        ns(b.pts()),
+        ns(b.dts()),
+        ns(b.duration()),
+        b.offset(),
+        b.offset_end(),
+        b.flags().bits(),
+        map.size(),
+        fnv1a(map.as_slice())
+    )
+}
+
+fn push_all_and_check(slave: Slave) {
+    let (pipeline, _sink) = master(
+        "appsrc name=src format=time caps=application/x-test ! rsipcpipelinesink name=sink",
+        &slave,
+    );
+    let appsrc = pipeline.by_name("src").unwrap();
+    let buffers = test_buffers(200);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    for b in &buffers {
+        let ret = appsrc.emit_by_name::<gst::FlowReturn>("push-buffer", &[b]);
+        assert_eq!(ret, gst::FlowReturn::Ok);
+    }
+    let _ = appsrc.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+    wait_eos(&pipeline);
+
+    let lines = slave.dump_lines();
+    let events: Vec<&String> = lines.iter().filter(|l| l.starts_with("event")).collect();
+    assert_eq!(events[0], "event stream-start");
+    assert_eq!(events[1], "event caps application/x-test");
+    assert_eq!(events[2], "event segment");
+    assert_eq!(events.last().unwrap().as_str(), "event eos");
+    let got: Vec<&String> = lines.iter().filter(|l| l.starts_with("buffer")).collect();
+    let want: Vec<String> = buffers.iter().map(expected_line).collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(*g, w);
+    }
+    // EOS is the last thing that crossed: every buffer came before it.
+    assert_eq!(lines.last().unwrap(), "event eos");
+
+    pipeline.set_state(gst::State::Null).unwrap();
+    drop(pipeline);
+    assert!(slave.finish().success());
+}
+
+#[test]
+fn buffers_cross_byte_exact_with_metadata() {
+    init();
+    push_all_and_check(Slave::spawn("fakesink"));
+}
+
+#[test]
+fn buffers_cross_over_a_pipe_pair() {
+    init();
+    push_all_and_check(Slave::spawn_with_pipes("fakesink"));
+}
+
+#[test]
+fn state_changes_return_what_a_bin_returns() {
+    init();
+    let slave = Slave::spawn("fakesink sync=true");
+    let (pipeline, _sink) = master("videotestsrc ! rsipcpipelinesink name=sink", &slave);
+    use gst::StateChangeSuccess::*;
+    // A non-live pipeline prerolls: PLAYING is reached asynchronously.
+    assert_eq!(pipeline.set_state(gst::State::Playing), Ok(Async));
+    wait_state(&pipeline, gst::State::Playing);
+    assert!(pipeline.set_state(gst::State::Paused).is_ok());
+    wait_state(&pipeline, gst::State::Paused);
+    assert!(pipeline.set_state(gst::State::Playing).is_ok());
+    wait_state(&pipeline, gst::State::Playing);
+    assert_eq!(pipeline.set_state(gst::State::Ready), Ok(Success));
+    assert_eq!(pipeline.set_state(gst::State::Null), Ok(Success));
+    // And again from the start, on the same connection.
+    assert_eq!(pipeline.set_state(gst::State::Paused), Ok(Async));
+    wait_state(&pipeline, gst::State::Paused);
+    assert_eq!(pipeline.set_state(gst::State::Null), Ok(Success));
+    drop(pipeline);
+    assert!(slave.finish().success());
+}
+
+#[test]
+fn live_master_makes_the_pipeline_no_preroll() {
+    init();
+    let slave = Slave::spawn("fakesink sync=false");
+    let (pipeline, _sink) = master(
+        "videotestsrc is-live=true ! rsipcpipelinesink name=sink",
+        &slave,
+    );
+    assert_eq!(
+        pipeline.set_state(gst::State::Paused),
+        Ok(gst::StateChangeSuccess::NoPreroll)
+    );
+    assert!(pipeline.set_state(gst::State::Playing).is_ok());
+    wait_state(&pipeline, gst::State::Playing);
+    pipeline.set_state(gst::State::Null).unwrap();
+    drop(pipeline);
+    slave.finish();
+}
+
+#[test]
+fn error_in_slave_reaches_master_and_recovers() {
+    init();
+    let slave = Slave::spawn("identity error-after=5 ! fakesink");
+    let (pipeline, _sink) = master("videotestsrc ! rsipcpipelinesink name=sink", &slave);
+    for round in 0..2 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let msg = wait_error_from(&pipeline, "sink", DEADLINE);
+        let gst::MessageView::Error(e) = msg.view() else {
+            unreachable!()
+        };
+        assert!(
+            e.error().matches(gst::CoreError::Failed),
+            "round {round}: {}",
+            e.error()
+        );
+        assert_eq!(e.error().message(), "Failed after iterations as requested.");
+        assert!(e.debug().unwrap().contains("identity"));
+        let origin = e
+            .details()
+            .and_then(|d| d.get::<String>("ipc-origin").ok())
+            .expect("the slave element's path");
+        assert!(
+            origin.starts_with("/GstRsIpcSlavePipeline:")
+                && origin.ends_with("/GstIdentity:identity0"),
+            "{origin}"
+        );
+        assert_eq!(
+            pipeline.set_state(gst::State::Null),
+            Ok(gst::StateChangeSuccess::Success)
+        );
+    }
+    drop(pipeline);
+    slave.finish();
+}
+
+#[test]
+fn killed_slave_gives_an_error_at_once_and_null_does_not_hang() {
+    init();
+    let mut slave = Slave::spawn("fakesink sync=true");
+    let (pipeline, _sink) = master("videotestsrc ! rsipcpipelinesink name=sink", &slave);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_state(&pipeline, gst::State::Playing);
+    slave.kill();
+    let killed = Instant::now();
+    let msg = wait_error_from(&pipeline, "sink", Duration::from_secs(1));
+    assert!(killed.elapsed() < Duration::from_secs(1));
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    assert!(e.error().matches(gst::ResourceError::Read), "{}", e.error());
+    let t = Instant::now();
+    assert_eq!(
+        pipeline.set_state(gst::State::Null),
+        Ok(gst::StateChangeSuccess::Success)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "NULL took {:?}",
+        t.elapsed()
+    );
+    drop(pipeline);
+    let status = slave.finish();
+    assert!(!status.success());
+}
+
+#[test]
+fn disconnect_and_reconnect_to_a_new_slave() {
+    init();
+    let first = Slave::spawn("fakesink sync=true");
+    let (pipeline, sink) = master(
+        "videotestsrc num-buffers=20 ! video/x-raw,framerate=30/1 ! rsipcpipelinesink name=sink",
+        &first,
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_state(&pipeline, gst::State::Playing);
+    sink.emit_by_name::<()>("disconnect", &[]);
+    assert_eq!(sink.property::<i32>("fdin"), -1);
+    assert_eq!(sink.property::<i32>("fdout"), -1);
+    assert_eq!(
+        pipeline.set_state(gst::State::Null),
+        Ok(gst::StateChangeSuccess::Success)
+    );
+    // The first slave sees its master go away while PLAYING: it ends with an error.
+    assert!(!first.finish().success());
+
+    let second = Slave::spawn("fakesink sync=false");
+    second.attach(&sink);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_eos(&pipeline);
+    let buffers = second
+        .dump_lines()
+        .iter()
+        .filter(|l| l.starts_with("buffer"))
+        .count();
+    assert_eq!(buffers, 20);
+    pipeline.set_state(gst::State::Null).unwrap();
+    drop(pipeline);
+    drop(sink);
+    assert!(second.finish().success());
+}
