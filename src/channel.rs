@@ -284,6 +284,11 @@ impl Channel {
         self.inner.lock().closed.is_some()
     }
 
+    /// Why the connection ended, if it did.
+    pub fn closed_reason(&self) -> Option<ChannelError> {
+        self.inner.lock().closed.clone()
+    }
+
     /// Stops the reader, fails every wait and releases the fds. Safe to call from any thread,
     /// the reader's own included, and more than once.
     pub fn disconnect(&self) {

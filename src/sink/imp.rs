@@ -165,35 +165,43 @@ impl IpcPipelineSink {
 
     fn connect(&self) -> Result<Arc<Link>, gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let mut guard = self.link.lock().unwrap();
-        if let Some(link) = &*guard {
+        // Never hold the link lock while connecting: the new reader thread may need it to
+        // report a failure, and a failed link joins that thread when dropped.
+        let old = self.link.lock().unwrap().take();
+        if let Some(link) = old {
             if link.fds == (settings.fdin, settings.fdout) && !link.channel.is_closed() {
-                return Ok(link.clone());
+                *self.link.lock().unwrap() = Some(link.clone());
+                return Ok(link);
             }
-        }
-        if let Some(old) = guard.take() {
-            old.disconnect();
+            link.disconnect();
         }
         if settings.fdin < 0 || settings.fdout < 0 {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["fdin and fdout must be set before the element leaves the NULL state"]
+                ("fdin and fdout must be set before the element leaves the NULL state")
             ));
         }
         let handler = Arc::new(SinkHandler {
             element: self.obj().downgrade(),
         });
         let link = Link::connect(&settings, Role::Sender, &self.obj().name(), handler)
-            .and_then(|link| link.channel.wait_hello().map(|_| link))
+            .and_then(|link| {
+                link.channel.wait_hello()?;
+                // The peer may have broken the protocol right after its greeting.
+                match link.channel.closed_reason() {
+                    Some(e) => Err(e),
+                    None => Ok(link),
+                }
+            })
             .map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenReadWrite,
-                    ["Could not connect to the slave pipeline: {e}"]
+                    ("Could not connect to the slave pipeline: {e}")
                 )
             })?;
         self.error_posted.store(false, Ordering::SeqCst);
         let link = Arc::new(link);
-        *guard = Some(link.clone());
+        *self.link.lock().unwrap() = Some(link.clone());
         Ok(link)
     }
 
@@ -213,13 +221,16 @@ impl IpcPipelineSink {
     fn peer_state_change(&self, transition: gst::StateChange) -> gst::StateChangeReturn {
         let (from, to) = (transition.current(), transition.next());
         let downward = to < from;
-        let link = self.link().filter(|l| !l.channel.is_closed());
-        let Some(link) = link else {
-            return if downward || from == to {
-                gst::StateChangeReturn::Success
-            } else {
-                gst::StateChangeReturn::Failure
-            };
+        let link = self.link();
+        let broken = link.as_ref().and_then(|l| l.channel.closed_reason());
+        let Some(link) = link.filter(|_| broken.is_none()) else {
+            if downward || from == to {
+                return gst::StateChangeReturn::Success;
+            }
+            if let Some(e) = broken {
+                self.post_link_error(&e);
+            }
+            return gst::StateChangeReturn::Failure;
         };
         let ack = Some(link.channel.ack_time());
         match link

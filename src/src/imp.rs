@@ -273,23 +273,22 @@ impl IpcPipelineSrc {
         if settings.fdin < 0 || settings.fdout < 0 || self.obj().parent().is_none() {
             return;
         }
-        let mut guard = self.link.lock().unwrap();
-        if guard
-            .as_ref()
-            .is_some_and(|l| l.fds == (settings.fdin, settings.fdout) && !l.channel.is_closed())
-        {
-            return;
-        }
-        if let Some(old) = guard.take() {
-            old.disconnect();
+        // Never hold the link lock while connecting: a failed link joins its reader thread,
+        // which may be waiting for that lock.
+        let old = self.link.lock().unwrap().take();
+        if let Some(link) = old {
+            if link.fds == (settings.fdin, settings.fdout) && !link.channel.is_closed() {
+                *self.link.lock().unwrap() = Some(link);
+                return;
+            }
+            link.disconnect();
         }
         let handler = Arc::new(SrcHandler {
             element: self.obj().downgrade(),
         });
         match Link::connect(&settings, Role::Receiver, &self.obj().name(), handler) {
-            Ok(link) => *guard = Some(Arc::new(link)),
+            Ok(link) => *self.link.lock().unwrap() = Some(Arc::new(link)),
             Err(e) => {
-                drop(guard);
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::OpenReadWrite,

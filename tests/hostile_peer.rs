@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MPL-2.0
+//! A fake peer in the test process writes bytes no rsipcpipelinesrc would: the sink must post
+//! one clear ERROR, never panic or hang.
+
+mod common;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+use gstrsipcpipeline::wire::{self, Frame, Hello, PROTOCOL_VERSION, Role};
+
+fn sink_pipeline(fd: &OwnedFd) -> gst::Pipeline {
+    let pipeline =
+        gst::parse::launch("videotestsrc ! rsipcpipelinesink name=sink ack-time=2000000")
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    sink.set_property("fdin", fd.as_raw_fd());
+    sink.set_property("fdout", fd.as_raw_fd());
+    pipeline
+}
+
+fn write_all(fd: &OwnedFd, data: &[u8]) {
+    let mut off = 0;
+    while off < data.len() {
+        match rustix::io::write(fd.as_fd(), &data[off..]) {
+            Ok(n) => off += n,
+            Err(rustix::io::Errno::AGAIN) => {
+                let mut p = [rustix::event::PollFd::new(
+                    fd,
+                    rustix::event::PollFlags::OUT,
+                )];
+                rustix::event::poll(&mut p, None).unwrap();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn error_text(pipeline: &gst::Pipeline) -> String {
+    let msg = wait_error_from(pipeline, "sink", DEADLINE);
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    e.error().to_string()
+}
+
+fn hello() -> Vec<u8> {
+    wire::encode(
+        0,
+        &Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            role: Role::Receiver,
+            features: 0,
+        }),
+    )
+}
+
+#[test]
+fn garbage_instead_of_a_greeting() {
+    init();
+    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    write_all(&peer, b"GET / HTTP/1.1\r\nHost: nowhere\r\n\r\n");
+    let pipeline = sink_pipeline(&ours);
+    assert!(pipeline.set_state(gst::State::Playing).is_err());
+    let text = error_text(&pipeline);
+    assert!(text.contains("Could not connect"), "{text}");
+    assert_eq!(
+        pipeline.set_state(gst::State::Null),
+        Ok(gst::StateChangeSuccess::Success)
+    );
+}
+
+#[test]
+fn a_peer_of_the_wrong_role() {
+    init();
+    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    let mut h = hello();
+    h[wire::HEADER_LEN + 6] = Role::Sender as u8;
+    write_all(&peer, &h);
+    let pipeline = sink_pipeline(&ours);
+    assert!(pipeline.set_state(gst::State::Playing).is_err());
+    let text = error_text(&pipeline);
+    assert!(text.contains("both ends"), "{text}");
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn garbage_and_truncated_frames_after_the_greeting() {
+    init();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "unknown frame type",
+            vec![4, 0, 0, 0, 99, 0, 0, 0, 1, 0, 0, 0, 1, 2, 3, 4],
+        ),
+        (
+            "oversized length",
+            vec![0xff, 0xff, 0xff, 0xff, 3, 0, 0, 0, 1, 0, 0, 0],
+        ),
+        // A message frame whose string length points past the end.
+        ("truncated body", {
+            let mut f = vec![9, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0];
+            f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff]);
+            f
+        }),
+        // A frame cut in the middle, then the peer goes away.
+        (
+            "cut frame",
+            vec![100, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 2],
+        ),
+    ];
+    for (what, bytes) in cases {
+        let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+        write_all(&peer, &hello());
+        // A fine greeting, then the garbage that breaks the link.
+        write_all(&peer, &bytes);
+        let pipeline = sink_pipeline(&ours);
+        let cut = what == "cut frame";
+        if cut {
+            drop(peer);
+        } else {
+            std::mem::forget(peer);
+        }
+        let _ = pipeline.set_state(gst::State::Playing);
+        let text = error_text(&pipeline);
+        let expected = if cut {
+            "the peer closed"
+        } else {
+            "invalid data from the peer"
+        };
+        assert!(text.contains(expected), "{what}: {text}");
+        let t = std::time::Instant::now();
+        assert_eq!(
+            pipeline.set_state(gst::State::Null),
+            Ok(gst::StateChangeSuccess::Success)
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{what}: NULL took {:?}",
+            t.elapsed()
+        );
+    }
+}
