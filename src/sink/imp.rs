@@ -566,12 +566,12 @@ impl ElementImpl for IpcPipelineSink {
             return Err(gst::StateChangeError);
         }
 
-        if let Err(e) = self.parent_change_state(transition) {
-            if upward {
-                let undo = gst::StateChange::new(transition.next(), transition.current());
-                let _ = self.peer_state_change(undo);
-                return Err(e);
-            }
+        if let Err(e) = self.parent_change_state(transition)
+            && upward
+        {
+            let undo = gst::StateChange::new(transition.next(), transition.current());
+            let _ = self.peer_state_change(undo);
+            return Err(e);
         }
 
         if transition == T::ReadyToNull

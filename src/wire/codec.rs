@@ -29,6 +29,10 @@ impl Writer {
         self.buf.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     pub fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);
     }

@@ -224,7 +224,7 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
         }
         Frame::StateLost => {}
         Frame::Message(m) => {
-            w.u32(m.type_.into_glib() as u32);
+            w.u32(m.type_.into_glib());
             w.u32(m.seqnum);
             w.str(&m.origin);
             put_structure(&mut w, m.structure.as_deref());

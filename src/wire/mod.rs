@@ -55,3 +55,6 @@ pub enum WireError {
     #[error("file descriptors attached to a frame that takes none")]
     UnexpectedFds,
 }
+
+#[cfg(test)]
+mod tests;

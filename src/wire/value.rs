@@ -32,6 +32,7 @@ pub const MAX_ITEMS: usize = 4096;
 
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)]
 enum Tag {
     Bool = 1,
     I32 = 2,
@@ -176,7 +177,7 @@ pub fn encode_value(w: &mut Writer, value: &glib::Value) -> bool {
         put_opt(
             w,
             value.get::<Option<&gst::StructureRef>>().unwrap(),
-            |w, s| encode_structure(w, s),
+            encode_structure,
         );
         true
     } else if t == gst::Caps::static_type() {
@@ -189,11 +190,8 @@ pub fn encode_value(w: &mut Writer, value: &glib::Value) -> bool {
         true
     } else if t == gst::CapsFeatures::static_type() {
         w.u8(Tag::CapsFeatures as u8);
-        put_opt(
-            w,
-            value.get::<Option<&gst::CapsFeaturesRef>>().unwrap(),
-            put_features,
-        );
+        let f = value.get::<Option<gst::CapsFeatures>>().unwrap();
+        put_opt(w, f.as_deref(), put_features);
         true
     } else if t == gst::Buffer::static_type() {
         w.u8(Tag::Buffer as u8);

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Round trips of every frame type and of every value type, and malformed input of every
+//! kind: each must give a typed error, never a panic.
+
+use gst::prelude::*;
+
+use super::codec::{Reader, Writer};
+use super::value::{decode_value, encode_value};
+use super::*;
+
+fn init() {
+    gst::init().unwrap();
+}
+
+fn round_trip(frame: &Frame) -> Frame {
+    let bytes = encode(42, frame);
+    let header = Header::decode(bytes[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(header.id, 42);
+    assert_eq!(header.frame_type, frame.frame_type());
+    assert_eq!(header.len as usize, bytes.len() - HEADER_LEN);
+    decode(&header, bytes[HEADER_LEN..].to_vec()).unwrap()
+}
+
+fn decode_bytes(bytes: &[u8]) -> Result<Frame, WireError> {
+    let header = Header::decode(bytes[..HEADER_LEN].try_into().unwrap())?;
+    decode(&header, bytes[HEADER_LEN..].to_vec())
+}
+
+#[test]
+fn hello() {
+    init();
+    let h = Hello {
+        version: PROTOCOL_VERSION,
+        role: Role::Receiver,
+        features: 5,
+    };
+    let Frame::Hello(back) = round_trip(&Frame::Hello(h)) else {
+        panic!()
+    };
+    assert_eq!(back, h);
+}
+
+#[test]
+fn buffer_keeps_data_and_metadata() {
+    init();
+    let mut b = gst::Buffer::from_slice(vec![1u8, 2, 3, 4, 5]);
+    {
+        let m = b.get_mut().unwrap();
+        m.set_pts(gst::ClockTime::from_nseconds(7));
+        m.set_dts(None);
+        m.set_duration(gst::ClockTime::from_nseconds(9));
+        m.set_offset(11);
+        m.set_offset_end(13);
+        m.set_flags(gst::BufferFlags::DISCONT | gst::BufferFlags::DELTA_UNIT);
+    }
+    let Frame::Buffer(back) = round_trip(&Frame::Buffer(b.clone())) else {
+        panic!()
+    };
+    assert_eq!(back.map_readable().unwrap().as_slice(), &[1, 2, 3, 4, 5]);
+    assert_eq!(back.pts(), b.pts());
+    assert_eq!(back.dts(), None);
+    assert_eq!(back.duration(), b.duration());
+    assert_eq!((back.offset(), back.offset_end()), (11, 13));
+    assert_eq!(back.flags(), b.flags());
+    let Frame::Buffer(empty) = round_trip(&Frame::Buffer(gst::Buffer::new())) else {
+        panic!()
+    };
+    assert_eq!(empty.size(), 0);
+}
+
+#[test]
+fn events_keep_type_seqnum_and_fields() {
+    init();
+    let mut seg = gst::FormattedSegment::<gst::ClockTime>::new();
+    seg.set_rate(-2.0);
+    seg.set_start(gst::ClockTime::from_seconds(3));
+    seg.set_position(gst::ClockTime::from_seconds(4));
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("width", 320)
+        .field("framerate", gst::Fraction::new(30, 1))
+        .field("format", "I420")
+        .features(["memory:DMABuf"])
+        .build();
+    let mut tags = gst::TagList::new();
+    tags.get_mut()
+        .unwrap()
+        .add::<gst::tags::Title>(&"a title", gst::TagMergeMode::Append);
+    let events = [
+        gst::event::Eos::new(),
+        gst::event::FlushStart::new(),
+        gst::event::FlushStop::new(true),
+        gst::event::Segment::new(&seg),
+        gst::event::Caps::new(&caps),
+        gst::event::Tag::new(tags),
+        gst::event::Seek::new(
+            1.5,
+            gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+            gst::SeekType::Set,
+            gst::ClockTime::from_seconds(1),
+            gst::SeekType::None,
+            gst::ClockTime::NONE,
+        ),
+        gst::event::CustomDownstream::new(
+            gst::Structure::builder("my-event")
+                .field("n", 5u64)
+                .field("formats", gst::List::new(["I420", "NV12"]))
+                .field("range", gst::IntRange::with_step(2, 10, 2))
+                .field(
+                    "nested",
+                    gst::Structure::builder("inner").field("x", 1.5f64).build(),
+                )
+                .build(),
+        ),
+    ];
+    for ev in events {
+        let Frame::Event { target, event } = round_trip(&Frame::Event {
+            target: Target::Element,
+            event: ev.clone(),
+        }) else {
+            panic!()
+        };
+        assert_eq!(target, Target::Element);
+        assert_eq!(event.type_(), ev.type_());
+        assert_eq!(event.seqnum(), ev.seqnum());
+        assert_eq!(
+            event.structure().map(|s| s.to_string()),
+            ev.structure().map(|s| s.to_string())
+        );
+    }
+}
+
+#[test]
+fn queries_replies_state_and_messages() {
+    init();
+    let q = gst::query::Caps::new(None::<&gst::Caps>);
+    let Frame::Query { query, .. } = round_trip(&Frame::Query {
+        target: Target::Pad,
+        query: q.into(),
+    }) else {
+        panic!()
+    };
+    assert_eq!(query.type_(), gst::QueryType::Caps);
+    let gst::QueryView::Caps(c) = query.view() else {
+        panic!()
+    };
+    assert!(c.filter().is_none());
+
+    let Frame::StateChange { from, to } = round_trip(&Frame::StateChange {
+        from: gst::State::Paused,
+        to: gst::State::Playing,
+    }) else {
+        panic!()
+    };
+    assert_eq!((from, to), (gst::State::Paused, gst::State::Playing));
+    assert!(matches!(round_trip(&Frame::StateLost), Frame::StateLost));
+
+    for r in [
+        Reply::Bool(true),
+        Reply::Flow(gst::FlowReturn::NotNegotiated),
+        Reply::State(gst::StateChangeReturn::Async),
+        Reply::Query {
+            result: true,
+            structure: Some(gst::Structure::new_empty("GstQueryDuration")),
+        },
+    ] {
+        let Frame::Reply(back) = round_trip(&Frame::Reply(r)) else {
+            panic!()
+        };
+        let _ = format!("{back:?}");
+    }
+
+    let err = value::make_error("gst-core-error-quark", 1, "it failed");
+    let s = gst::Structure::builder("GstMessageError")
+        .field("gerror", &err)
+        .field("debug", "dbg")
+        .build();
+    let Frame::Message(m) = round_trip(&Frame::Message(RemoteMessage {
+        type_: gst::MessageType::Error,
+        seqnum: 77,
+        origin: "/pipeline0/identity0".into(),
+        structure: Some(s),
+    })) else {
+        panic!()
+    };
+    assert_eq!(
+        (m.type_, m.seqnum, m.origin.as_str()),
+        (gst::MessageType::Error, 77, "/pipeline0/identity0")
+    );
+    let e = m
+        .structure
+        .unwrap()
+        .get::<gst::glib::Error>("gerror")
+        .unwrap();
+    assert!(e.matches(gst::CoreError::Failed));
+    assert_eq!(e.message(), "it failed");
+}
+
+#[test]
+fn values_of_every_supported_type() {
+    init();
+    let dt = gst::DateTime::new(2.0f32, 2026, 12, 1, 13, 22, 4.5).unwrap();
+    let values: Vec<gst::glib::SendValue> = vec![
+        true.to_send_value(),
+        (-3i32).to_send_value(),
+        3u32.to_send_value(),
+        (-4i64).to_send_value(),
+        4u64.to_send_value(),
+        1.25f32.to_send_value(),
+        4.7f64.to_send_value(),
+        "text".to_send_value(),
+        None::<String>.to_send_value(),
+        gst::Fraction::new(-1, 3).to_send_value(),
+        gst::IntRange::<i64>::with_step(0, 100, 10).to_send_value(),
+        gst::FractionRange::new(gst::Fraction::new(1, 2), gst::Fraction::new(30, 1))
+            .to_send_value(),
+        gst::Array::new([1i32, 2, 3]).to_send_value(),
+        gst::Bitmask(0xf0).to_send_value(),
+        gst::Buffer::from_slice([9u8, 8]).to_send_value(),
+        dt.to_send_value(),
+        gst::Format::Time.to_send_value(),
+        (gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE).to_send_value(),
+        gst::CapsFeatures::new(["memory:DMABuf"]).to_send_value(),
+        gst::Caps::new_any().to_send_value(),
+    ];
+    for v in values {
+        let mut w = Writer::default();
+        assert!(encode_value(&mut w, &v), "{:?}", v.type_());
+        let bytes = w.into_inner();
+        let mut r = Reader::new(&bytes);
+        let back = decode_value(&mut r, 0).unwrap().unwrap();
+        r.finish().unwrap();
+        assert_eq!(back.type_(), v.type_());
+        if let Ok(d) = v.get::<gst::DateTime>() {
+            let back = back.get::<gst::DateTime>().unwrap();
+            assert_eq!(
+                back.to_iso8601_string().unwrap(),
+                d.to_iso8601_string().unwrap()
+            );
+        } else if let Ok(b) = v.get::<gst::Buffer>() {
+            let back = back.get::<gst::Buffer>().unwrap();
+            assert_eq!(
+                back.map_readable().unwrap().as_slice(),
+                b.map_readable().unwrap().as_slice()
+            );
+        } else {
+            assert_eq!(format!("{back:?}"), format!("{v:?}"));
+        }
+    }
+}
+
+#[test]
+fn unsupported_values_are_left_out() {
+    init();
+    let s = gst::Structure::builder("s")
+        .field("kept", 1i32)
+        .field("object", gst::Bin::new())
+        .build();
+    let mut w = Writer::default();
+    value::encode_structure(&mut w, &s);
+    let bytes = w.into_inner();
+    let back = value::decode_structure(&mut Reader::new(&bytes), 0).unwrap();
+    assert_eq!(back.n_fields(), 1);
+    assert_eq!(back.get::<i32>("kept").unwrap(), 1);
+}
+
+#[test]
+fn malformed_frames_are_typed_errors() {
+    init();
+    let good = encode(
+        1,
+        &Frame::Message(RemoteMessage {
+            type_: gst::MessageType::Element,
+            seqnum: 1,
+            origin: "/a".into(),
+            structure: Some(gst::Structure::builder("x").field("a", "b").build()),
+        }),
+    );
+    // Truncated at every byte of the body: an error each time, never a panic.
+    for cut in HEADER_LEN..good.len() {
+        let mut bytes = good[..cut].to_vec();
+        let len = (cut - HEADER_LEN) as u32;
+        bytes[..4].copy_from_slice(&len.to_le_bytes());
+        assert!(decode_bytes(&bytes).is_err(), "cut at {cut}");
+    }
+    // Unknown frame type, oversized length, fds announced.
+    let mut b = good.clone();
+    b[4] = 200;
+    assert_eq!(
+        decode_bytes(&b).unwrap_err(),
+        WireError::UnknownFrameType(200)
+    );
+    let mut b = good.clone();
+    b[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(decode_bytes(&b), Err(WireError::TooLong { .. })));
+    let mut b = good.clone();
+    b[6] = 1;
+    assert_eq!(decode_bytes(&b).unwrap_err(), WireError::UnexpectedFds);
+    // Bad enum values.
+    let mut b = encode(
+        1,
+        &Frame::StateChange {
+            from: gst::State::Null,
+            to: gst::State::Ready,
+        },
+    );
+    b[HEADER_LEN + 1] = 4;
+    assert!(matches!(decode_bytes(&b), Err(WireError::BadEnum { .. })));
+    let mut b = encode(1, &Frame::Reply(Reply::Flow(gst::FlowReturn::Ok)));
+    b[HEADER_LEN + 1..HEADER_LEN + 5].copy_from_slice(&(-101i32).to_le_bytes());
+    assert!(matches!(decode_bytes(&b), Err(WireError::BadEnum { .. })));
+    let mut b = encode(
+        1,
+        &Frame::Event {
+            target: Target::Pad,
+            event: gst::event::Eos::new(),
+        },
+    );
+    b[HEADER_LEN + 1..HEADER_LEN + 5].copy_from_slice(&12345u32.to_le_bytes());
+    assert!(matches!(decode_bytes(&b), Err(WireError::BadEnum { .. })));
+    // Bad UTF-8 in the origin string, and an invalid structure name.
+    let at = good.windows(2).position(|w| w == b"/a").unwrap();
+    let mut b = good.clone();
+    b[at] = 0xff;
+    assert_eq!(decode_bytes(&b).unwrap_err(), WireError::BadUtf8);
+    let mut b = good.clone();
+    let name_at = at + 2 + 1 + 4;
+    b[name_at] = b'1';
+    assert!(matches!(decode_bytes(&b), Err(WireError::BadName(_))));
+    // Unknown value type.
+    let mut w = Writer::default();
+    w.u8(250);
+    assert_eq!(
+        decode_value(&mut Reader::new(&w.into_inner()), 0).unwrap_err(),
+        WireError::UnknownValueType(250)
+    );
+    // A zero denominator and an empty range.
+    let mut w = Writer::default();
+    w.u8(9);
+    w.i32(1);
+    w.i32(0);
+    assert_eq!(
+        decode_value(&mut Reader::new(&w.into_inner()), 0).unwrap_err(),
+        WireError::BadRange
+    );
+    let mut w = Writer::default();
+    w.u8(10);
+    w.i32(5);
+    w.i32(5);
+    w.i32(1);
+    assert_eq!(
+        decode_value(&mut Reader::new(&w.into_inner()), 0).unwrap_err(),
+        WireError::BadRange
+    );
+}
+
+#[test]
+fn nesting_is_bounded() {
+    init();
+    // A list inside a list inside ... deeper than the limit.
+    let mut w = Writer::default();
+    for _ in 0..100 {
+        w.u8(14);
+        w.u32(1);
+    }
+    w.u8(2);
+    w.i32(0);
+    assert!(matches!(
+        decode_value(&mut Reader::new(&w.into_inner()), 0),
+        Err(WireError::TooDeep(_))
+    ));
+}
