@@ -106,9 +106,11 @@ fn main() {
     gst::init().expect("GStreamer initialisation");
     gstrsipcpipeline::plugin_register_static().expect("registering rsipcpipeline");
 
+    // The fds are set only once the pipeline is complete and observed, so nothing that
+    // crosses can be missed.
     let launch = format!(
-        "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc fdin={} fdout={} ! {} )",
-        args.fdin, args.fdout, args.description
+        "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc ! {} )",
+        args.description
     );
     let pipeline = match gst::parse::launch(&launch) {
         Ok(p) => p.downcast::<gst::Pipeline>().expect("a pipeline"),
@@ -150,6 +152,10 @@ fn main() {
             },
         );
     }
+
+    let src = pipeline.by_name("ipcsrc").unwrap();
+    src.set_property("fdin", args.fdin);
+    src.set_property("fdout", args.fdout);
 
     let bus = pipeline.bus().unwrap();
     let code = loop {

@@ -45,6 +45,8 @@ pub struct IpcPipelineSrc {
     link: Mutex<Option<Arc<Link>>>,
     queue: Mutex<Queue>,
     queue_cond: Condvar,
+    /// Signalled when the src pad gets linked, see [`Self::wait_linked`].
+    linked: (Mutex<()>, Condvar),
 }
 
 impl IpcPipelineSrc {
@@ -262,7 +264,28 @@ impl IpcPipelineSrc {
             }
             return ret;
         }
+        if to >= gst::State::Paused {
+            self.wait_linked();
+        }
         pipeline.set_state(to).into()
+    }
+
+    /// gst_parse_launch adds us to the slave pipeline (and so connects us) before it links
+    /// our pad: a master that is quick to start streaming would meet NOT_LINKED. Give the
+    /// application a bounded moment to finish building the slave pipeline.
+    fn wait_linked(&self) {
+        let ack_time = self.settings.lock().unwrap().ack_time();
+        let deadline = std::time::Instant::now() + ack_time / 2;
+        let (lock, cond) = &self.linked;
+        let mut guard = lock.lock().unwrap();
+        while !self.srcpad.is_linked() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                gst::warning!(CAT, imp = self, "src pad still not linked");
+                return;
+            }
+            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
+        }
     }
 
     /// Connects once both fds are known and the element is in a bin, as the C element does:
@@ -518,6 +541,7 @@ impl ObjectSubclass for IpcPipelineSrc {
                 flow: Ok(gst::FlowSuccess::Ok),
             }),
             queue_cond: Condvar::new(),
+            linked: (Mutex::new(()), Condvar::new()),
         }
     }
 }
@@ -564,6 +588,14 @@ impl ObjectImpl for IpcPipelineSrc {
         let obj = self.obj();
         obj.add_pad(&self.srcpad).unwrap();
         obj.set_element_flags(gst::ElementFlags::SOURCE);
+        let weak = obj.downgrade();
+        self.srcpad.connect_linked(move |_, _| {
+            if let Some(obj) = weak.upgrade() {
+                let (lock, cond) = &obj.imp().linked;
+                let _guard = lock.lock().unwrap();
+                cond.notify_all();
+            }
+        });
     }
 
     fn dispose(&self) {

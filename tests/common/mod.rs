@@ -177,3 +177,10 @@ pub fn fnv1a(data: &[u8]) -> u64 {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     })
 }
+
+/// The C plugin's teardown recipe: stop the sink talking before its fds are closed.
+pub fn disconnect(pipeline: &gst::Pipeline) {
+    if let Some(sink) = pipeline.by_name("sink") {
+        sink.emit_by_name::<()>("disconnect", &[]);
+    }
+}
