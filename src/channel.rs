@@ -19,6 +19,14 @@ use rustix::io::Errno;
 
 use crate::wire::{self, Frame, HEADER_LEN, Header, Hello, PROTOCOL_VERSION, Reply, Role};
 
+static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "rsipcchannel",
+        gst::DebugColorFlags::empty(),
+        Some("rsipcpipeline connection"),
+    )
+});
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ChannelError {
     #[error("the peer closed the connection")]
@@ -87,6 +95,8 @@ struct Inner {
 
 pub struct Channel {
     inner: Arc<Inner>,
+    role: Role,
+    read_chunk_size: usize,
     reader: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -101,8 +111,10 @@ pub struct Config {
 }
 
 impl Channel {
-    /// Greets the peer over the application's fds and starts the reader thread.
-    pub fn connect(config: Config, handler: Arc<dyn Handler>) -> Result<Channel, ChannelError> {
+    /// Greets the peer over the application's fds. Nothing is read until [`Channel::start`]:
+    /// the owner first stores the channel where its handler will look for it, so that no frame
+    /// can arrive before there is somewhere to deliver it.
+    pub fn connect(config: Config) -> Result<Channel, ChannelError> {
         let (rfd, wfd) = (config.fdin, config.fdout);
         let wfd_is_socket = {
             let st = borrow(rfd)
@@ -130,17 +142,31 @@ impl Channel {
             role: config.role,
             features: wire::features::SUPPORTED,
         });
+        gst::debug!(CAT, "{}: connecting on fds {rfd}/{wfd}", inner.name);
         inner.write(&wire::encode(0, &hello))?;
-        let reader_inner = inner.clone();
-        let chunk = config.read_chunk_size.clamp(4096, 16 << 20);
-        let reader = std::thread::Builder::new()
-            .name(format!("{}-reader", inner.name))
-            .spawn(move || reader_inner.read_loop(config.role, chunk, handler))
-            .map_err(|e| ChannelError::Io(Errno::from_io_error(&e).unwrap_or(Errno::AGAIN)))?;
         Ok(Channel {
             inner,
-            reader: Mutex::new(Some(reader)),
+            role: config.role,
+            read_chunk_size: config.read_chunk_size.clamp(4096, 16 << 20),
+            reader: Mutex::new(None),
         })
+    }
+
+    /// Starts the reader thread, which hands every frame that is not a reply to `handler`.
+    pub fn start(&self, handler: Arc<dyn Handler>) -> Result<(), ChannelError> {
+        let inner = self.inner.clone();
+        let (role, chunk) = (self.role, self.read_chunk_size);
+        let reader = std::thread::Builder::new()
+            .name(format!("{}-reader", inner.name))
+            .spawn(move || inner.read_loop(role, chunk, handler))
+            .map_err(|e| ChannelError::Io(Errno::from_io_error(&e).unwrap_or(Errno::AGAIN)))?;
+        *self.reader.lock().unwrap() = Some(reader);
+        Ok(())
+    }
+
+    /// Whether the peer's greeting arrived: failures before it belong to whoever connects.
+    pub fn greeted(&self) -> bool {
+        self.inner.lock().peer.is_some()
     }
 
     pub fn ack_time(&self) -> Duration {
@@ -149,6 +175,7 @@ impl Channel {
 
     /// Waits for the peer's greeting: proof that a compatible peer is alive at the other end.
     pub fn wait_hello(&self) -> Result<Hello, ChannelError> {
+        gst::log!(CAT, "{}: waiting for the greeting", self.inner.name);
         let deadline = Instant::now() + self.inner.ack_time;
         let mut s = self.inner.lock();
         loop {
@@ -189,6 +216,12 @@ impl Channel {
             }
             s.pending.insert(id, None);
         }
+        gst::log!(
+            CAT,
+            "{}: request {:?} id {id}",
+            self.inner.name,
+            frame.frame_type()
+        );
         let result = self
             .inner
             .write(&wire::encode(id, frame))
@@ -410,6 +443,7 @@ impl Inner {
                 Err(e) => break e,
             }
         };
+        gst::debug!(CAT, "{}: reader ends: {error}", self.name);
         if self.close(error.clone()) {
             handler.closed(&error);
         }
@@ -421,6 +455,13 @@ impl Inner {
         (header, frame): (Header, Frame),
         handler: &dyn Handler,
     ) -> Result<(), ChannelError> {
+        gst::log!(
+            CAT,
+            "{}: {:?} id {}",
+            self.name,
+            header.frame_type,
+            header.id
+        );
         let mut s = self.lock();
         if s.peer.is_none() {
             let Frame::Hello(h) = frame else {

@@ -3,7 +3,7 @@
 //! the peer's requests off the reader thread, and the conversions between wire results and
 //! GStreamer results.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::channel::{Channel, ChannelError, Config, Handler};
 use crate::lane::Lane;
@@ -21,29 +21,26 @@ pub struct Link {
 }
 
 impl Link {
-    pub fn connect(
-        settings: &Settings,
-        role: Role,
-        name: &str,
-        handler: Arc<dyn Handler>,
-    ) -> Result<Link, ChannelError> {
-        let channel = Channel::connect(
-            Config {
-                fdin: settings.fdin,
-                fdout: settings.fdout,
-                role,
-                ack_time: settings.ack_time(),
-                read_chunk_size: settings.read_chunk_size as usize,
-                name: name.into(),
-            },
-            handler,
-        )?;
+    /// Connects without reading yet: store the link, then [`Link::start`] it.
+    pub fn connect(settings: &Settings, role: Role, name: &str) -> Result<Link, ChannelError> {
+        let channel = Channel::connect(Config {
+            fdin: settings.fdin,
+            fdout: settings.fdout,
+            role,
+            ack_time: settings.ack_time(),
+            read_chunk_size: settings.read_chunk_size as usize,
+            name: name.into(),
+        })?;
         Ok(Link {
             channel,
             control: Lane::new(&format!("{name}-control")),
             events: Lane::new(&format!("{name}-events")),
             fds: (settings.fdin, settings.fdout),
         })
+    }
+
+    pub fn start(&self, handler: Arc<dyn Handler>) -> Result<(), ChannelError> {
+        self.channel.start(handler)
     }
 
     pub fn disconnect(&self) {
@@ -56,6 +53,50 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         self.disconnect();
+    }
+}
+
+/// Where an element keeps its link. The lock is never held while connecting or disconnecting:
+/// disconnecting joins the reader thread, and the reader takes this lock to deliver frames.
+#[derive(Default)]
+pub struct LinkSlot(Mutex<Option<Arc<Link>>>);
+
+impl LinkSlot {
+    pub fn get(&self) -> Option<Arc<Link>> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Disconnects and forgets the current link, if any.
+    pub fn disconnect(&self) {
+        let link = self.0.lock().unwrap().take();
+        if let Some(link) = link {
+            link.disconnect();
+        }
+    }
+
+    /// Keeps the current link if it works on the same fds; otherwise replaces it with a new
+    /// one, stored before its reader starts so that the handler finds it for the first frame.
+    pub fn connect(
+        &self,
+        settings: &Settings,
+        role: Role,
+        name: &str,
+        handler: impl FnOnce() -> Arc<dyn Handler>,
+    ) -> Result<Arc<Link>, ChannelError> {
+        let current = self.get();
+        if let Some(link) = current {
+            if link.fds == (settings.fdin, settings.fdout) && !link.channel.is_closed() {
+                return Ok(link);
+            }
+            self.disconnect();
+        }
+        let link = Arc::new(Link::connect(settings, role, name)?);
+        *self.0.lock().unwrap() = Some(link.clone());
+        if let Err(e) = link.start(handler()) {
+            self.disconnect();
+            return Err(e);
+        }
+        Ok(link)
     }
 }
 

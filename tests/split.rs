@@ -94,21 +94,18 @@ fn push_all_and_check(slave: Slave) {
 }
 
 #[test]
-#[ignore = "intermittent StateChangeError at the first set_state (issue 2 follow-up); run with --ignored"]
 fn buffers_cross_byte_exact_with_metadata() {
     init();
     push_all_and_check(Slave::spawn("fakesink"));
 }
 
 #[test]
-#[ignore = "intermittent StateChangeError at the first set_state (issue 2 follow-up); run with --ignored"]
 fn buffers_cross_over_a_pipe_pair() {
     init();
     push_all_and_check(Slave::spawn_with_pipes("fakesink"));
 }
 
 #[test]
-#[ignore = "intermittent StateChangeError at the first set_state (issue 2 follow-up); run with --ignored"]
 fn state_changes_return_what_a_bin_returns() {
     init();
     let slave = Slave::spawn("fakesink sync=true");
@@ -133,7 +130,6 @@ fn state_changes_return_what_a_bin_returns() {
 }
 
 #[test]
-#[ignore = "intermittent StateChangeError at the first set_state (issue 2 follow-up); run with --ignored"]
 fn live_master_makes_the_pipeline_no_preroll() {
     init();
     let slave = Slave::spawn("fakesink sync=false");
@@ -154,7 +150,6 @@ fn live_master_makes_the_pipeline_no_preroll() {
 }
 
 #[test]
-#[ignore = "intermittent StateChangeError at the first set_state (issue 2 follow-up); run with --ignored"]
 fn error_in_slave_reaches_master_and_recovers() {
     init();
     let slave = Slave::spawn("identity error-after=5 ! fakesink");
@@ -192,7 +187,6 @@ fn error_in_slave_reaches_master_and_recovers() {
 }
 
 #[test]
-#[ignore = "intermittent StateChangeError at the first set_state (issue 2 follow-up); run with --ignored"]
 fn killed_slave_gives_an_error_at_once_and_null_does_not_hang() {
     init();
     let mut slave = Slave::spawn("fakesink sync=true");
@@ -224,7 +218,6 @@ fn killed_slave_gives_an_error_at_once_and_null_does_not_hang() {
 }
 
 #[test]
-#[ignore = "intermittent StateChangeError at the first set_state (issue 2 follow-up); run with --ignored"]
 fn disconnect_and_reconnect_to_a_new_slave() {
     init();
     let first = Slave::spawn("fakesink sync=true");

@@ -10,7 +10,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::lane;
-use crate::link::{Link, apply_query_reply, query_reply};
+use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
 
@@ -29,7 +29,7 @@ const DEFAULT_READ_CHUNK_SIZE: u32 = 4096;
 pub struct IpcPipelineSink {
     sinkpad: gst::Pad,
     settings: Mutex<Settings>,
-    link: Mutex<Option<Arc<Link>>>,
+    link: LinkSlot,
     /// Set when we told our parent that a state change is in progress (ASYNC_START, or lost
     /// state) and the slave's ASYNC_DONE must complete it.
     pending_async: AtomicBool,
@@ -39,7 +39,7 @@ pub struct IpcPipelineSink {
 
 impl IpcPipelineSink {
     fn link(&self) -> Option<Arc<Link>> {
-        self.link.lock().unwrap().clone()
+        self.link.get()
     }
 
     fn post_link_error(&self, err: &ChannelError) {
@@ -163,54 +163,39 @@ impl IpcPipelineSink {
         }
     }
 
-    fn connect(&self) -> Result<Arc<Link>, gst::ErrorMessage> {
+    fn connect(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        // Never hold the link lock while connecting: the new reader thread may need it to
-        // report a failure, and a failed link joins that thread when dropped.
-        let old = self.link.lock().unwrap().take();
-        if let Some(link) = old {
-            if link.fds == (settings.fdin, settings.fdout) && !link.channel.is_closed() {
-                *self.link.lock().unwrap() = Some(link.clone());
-                return Ok(link);
-            }
-            link.disconnect();
-        }
         if settings.fdin < 0 || settings.fdout < 0 {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
                 ("fdin and fdout must be set before the element leaves the NULL state")
             ));
         }
-        let handler = Arc::new(SinkHandler {
-            element: self.obj().downgrade(),
-        });
-        let link = Link::connect(&settings, Role::Sender, &self.obj().name(), handler)
+        self.error_posted.store(false, Ordering::SeqCst);
+        let handler = || -> Arc<dyn Handler> {
+            Arc::new(SinkHandler {
+                element: self.obj().downgrade(),
+            })
+        };
+        self.link
+            .connect(&settings, Role::Sender, &self.obj().name(), handler)
             .and_then(|link| {
                 link.channel.wait_hello()?;
                 // The peer may have broken the protocol right after its greeting.
-                match link.channel.closed_reason() {
-                    Some(e) => Err(e),
-                    None => Ok(link),
-                }
+                link.channel.closed_reason().map_or(Ok(()), Err)
             })
             .map_err(|e| {
+                self.link.disconnect();
                 gst::error_msg!(
                     gst::ResourceError::OpenReadWrite,
                     ("Could not connect to the slave pipeline: {e}")
                 )
-            })?;
-        self.error_posted.store(false, Ordering::SeqCst);
-        let link = Arc::new(link);
-        *self.link.lock().unwrap() = Some(link.clone());
-        Ok(link)
+            })
     }
 
     fn disconnect(&self) {
         gst::debug!(CAT, imp = self, "disconnecting");
-        let link = self.link.lock().unwrap().take();
-        if let Some(link) = link {
-            link.disconnect();
-        }
+        self.link.disconnect();
         let mut s = self.settings.lock().unwrap();
         s.fdin = -1;
         s.fdout = -1;
@@ -388,7 +373,8 @@ impl Handler for SinkHandler {
         let Some(element) = self.element.upgrade() else {
             return;
         };
-        let Some(link) = element.imp().link() else {
+        // Before the greeting, connecting fails and says why.
+        let Some(link) = element.imp().link().filter(|l| l.channel.greeted()) else {
             return;
         };
         let error = error.clone();
@@ -439,7 +425,7 @@ impl ObjectSubclass for IpcPipelineSink {
         Self {
             sinkpad,
             settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
-            link: Mutex::new(None),
+            link: LinkSlot::default(),
             pending_async: AtomicBool::new(false),
             error_posted: AtomicBool::new(false),
         }
@@ -478,9 +464,7 @@ impl ObjectImpl for IpcPipelineSink {
     }
 
     fn dispose(&self) {
-        if let Some(link) = self.link.lock().unwrap().take() {
-            link.disconnect();
-        }
+        self.link.disconnect();
     }
 }
 
@@ -524,7 +508,10 @@ impl ElementImpl for IpcPipelineSink {
         match transition {
             T::NullToReady => {
                 if let Err(e) = self.connect() {
-                    self.post_error_message(e);
+                    // The reader may have reported the same failure already.
+                    if !self.error_posted.swap(true, Ordering::SeqCst) {
+                        self.post_error_message(e);
+                    }
                     return Err(gst::StateChangeError);
                 }
             }
@@ -574,11 +561,8 @@ impl ElementImpl for IpcPipelineSink {
             return Err(e);
         }
 
-        if transition == T::ReadyToNull
-            && self.link().is_some_and(|l| l.channel.is_closed())
-            && let Some(link) = self.link.lock().unwrap().take()
-        {
-            link.disconnect();
+        if transition == T::ReadyToNull && self.link().is_some_and(|l| l.channel.is_closed()) {
+            self.link.disconnect();
         }
 
         match peer {

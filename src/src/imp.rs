@@ -10,7 +10,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::lane;
-use crate::link::{Link, apply_query_reply, query_reply};
+use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
 
@@ -42,7 +42,7 @@ struct Queue {
 pub struct IpcPipelineSrc {
     srcpad: gst::Pad,
     settings: Mutex<Settings>,
-    link: Mutex<Option<Arc<Link>>>,
+    link: LinkSlot,
     queue: Mutex<Queue>,
     queue_cond: Condvar,
     /// Signalled when the src pad gets linked, see [`Self::wait_linked`].
@@ -51,7 +51,7 @@ pub struct IpcPipelineSrc {
 
 impl IpcPipelineSrc {
     fn link(&self) -> Option<Arc<Link>> {
-        self.link.lock().unwrap().clone()
+        self.link.get()
     }
 
     fn reply(&self, id: u32, reply: Reply) {
@@ -296,37 +296,26 @@ impl IpcPipelineSrc {
         if settings.fdin < 0 || settings.fdout < 0 || self.obj().parent().is_none() {
             return;
         }
-        // Never hold the link lock while connecting: a failed link joins its reader thread,
-        // which may be waiting for that lock.
-        let old = self.link.lock().unwrap().take();
-        if let Some(link) = old {
-            if link.fds == (settings.fdin, settings.fdout) && !link.channel.is_closed() {
-                *self.link.lock().unwrap() = Some(link);
-                return;
-            }
-            link.disconnect();
-        }
-        let handler = Arc::new(SrcHandler {
-            element: self.obj().downgrade(),
-        });
-        match Link::connect(&settings, Role::Receiver, &self.obj().name(), handler) {
-            Ok(link) => *self.link.lock().unwrap() = Some(Arc::new(link)),
-            Err(e) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::OpenReadWrite,
-                    ("Could not connect to the master pipeline: {e}")
-                );
-            }
+        let handler = || -> Arc<dyn Handler> {
+            Arc::new(SrcHandler {
+                element: self.obj().downgrade(),
+            })
+        };
+        if let Err(e) = self
+            .link
+            .connect(&settings, Role::Receiver, &self.obj().name(), handler)
+        {
+            gst::element_imp_error!(
+                self,
+                gst::ResourceError::OpenReadWrite,
+                ("Could not connect to the master pipeline: {e}")
+            );
         }
     }
 
     fn disconnect(&self) {
         gst::debug!(CAT, imp = self, "disconnecting");
-        let link = self.link.lock().unwrap().take();
-        if let Some(link) = link {
-            link.disconnect();
-        }
+        self.link.disconnect();
         self.flush_queue();
         let mut s = self.settings.lock().unwrap();
         s.fdin = -1;
@@ -534,7 +523,7 @@ impl ObjectSubclass for IpcPipelineSrc {
         Self {
             srcpad,
             settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
-            link: Mutex::new(None),
+            link: LinkSlot::default(),
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
                 flushing: true,
@@ -599,9 +588,7 @@ impl ObjectImpl for IpcPipelineSrc {
     }
 
     fn dispose(&self) {
-        if let Some(link) = self.link.lock().unwrap().take() {
-            link.disconnect();
-        }
+        self.link.disconnect();
     }
 }
 
