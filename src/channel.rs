@@ -282,25 +282,6 @@ impl Channel {
         self.send(&Frame::Buffer(buffer.clone()))
     }
 
-    /// Waits until the peer has answered every buffer sent so far.
-    pub fn drain(&self, timeout: Option<Duration>) -> Result<(), ChannelError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut s = self.inner.lock();
-        while s.in_flight > 0 {
-            if let Some(e) = &s.closed {
-                return Err(e.clone());
-            }
-            if s.flushing {
-                return Err(ChannelError::Flushing);
-            }
-            s = match deadline {
-                Some(d) => self.inner.wait_until(s, d)?,
-                None => self.inner.cond.wait(s).unwrap(),
-            };
-        }
-        Ok(())
-    }
-
     /// Flushing wakes and fails the waits that asked for it; the flow reported by the peer
     /// is forgotten when flushing stops.
     pub fn set_flushing(&self, flushing: bool) {

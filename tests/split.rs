@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
+use gstrsipcpipeline::dump;
 
 /// Buffers with every kind of metadata, as the master pushes them.
 fn test_buffers(n: u64) -> Vec<gst::Buffer> {
@@ -40,23 +41,6 @@ fn test_buffers(n: u64) -> Vec<gst::Buffer> {
         .collect()
 }
 
-/// The dump line gst-ipc-slave writes for `b`.
-fn expected_line(b: &gst::Buffer) -> String {
-    let ns = |t: Option<gst::ClockTime>| t.map_or("none".into(), |t| t.nseconds().to_string());
-    let map = b.map_readable().unwrap();
-    format!(
-        "buffer pts={} dts={} duration={} offset={} offset_end={} flags=0x{:x} size={} hash={:016x}",
-        ns(b.pts()),
-        ns(b.dts()),
-        ns(b.duration()),
-        b.offset(),
-        b.offset_end(),
-        b.flags().bits(),
-        map.size(),
-        fnv1a(map.as_slice())
-    )
-}
-
 fn push_all_and_check(slave: Slave) {
     let (pipeline, _) = master(
         "appsrc name=src format=time caps=application/x-test ! rsipcpipelinesink name=sink",
@@ -79,7 +63,7 @@ fn push_all_and_check(slave: Slave) {
     assert_eq!(events[2], "event segment");
     assert_eq!(events.last().unwrap().as_str(), "event eos");
     let got: Vec<&String> = lines.iter().filter(|l| l.starts_with("buffer")).collect();
-    let want: Vec<String> = buffers.iter().map(expected_line).collect();
+    let want: Vec<String> = buffers.iter().map(|b| dump::buffer_line(b)).collect();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(*g, w);
@@ -87,10 +71,7 @@ fn push_all_and_check(slave: Slave) {
     // EOS is the last thing that crossed: every buffer came before it.
     assert_eq!(lines.last().unwrap(), "event eos");
 
-    pipeline.set_state(gst::State::Null).unwrap();
-    disconnect(&pipeline);
-    drop(pipeline);
-    assert!(slave.finish().success());
+    assert!(stop(pipeline, slave).success());
 }
 
 #[test]
@@ -112,21 +93,18 @@ fn state_changes_return_what_a_bin_returns() {
     let (pipeline, _) = master("videotestsrc ! rsipcpipelinesink name=sink", &slave);
     use gst::StateChangeSuccess::*;
     // A non-live pipeline prerolls: PLAYING is reached asynchronously.
-    assert_eq!(pipeline.set_state(gst::State::Playing), Ok(Async));
+    set_state(&pipeline, gst::State::Playing, Async);
     wait_state(&pipeline, gst::State::Playing);
     assert!(pipeline.set_state(gst::State::Paused).is_ok());
     wait_state(&pipeline, gst::State::Paused);
     assert!(pipeline.set_state(gst::State::Playing).is_ok());
     wait_state(&pipeline, gst::State::Playing);
-    assert_eq!(pipeline.set_state(gst::State::Ready), Ok(Success));
-    assert_eq!(pipeline.set_state(gst::State::Null), Ok(Success));
+    set_state(&pipeline, gst::State::Ready, Success);
+    set_state(&pipeline, gst::State::Null, Success);
     // And again from the start, on the same connection.
-    assert_eq!(pipeline.set_state(gst::State::Paused), Ok(Async));
+    set_state(&pipeline, gst::State::Paused, Async);
     wait_state(&pipeline, gst::State::Paused);
-    assert_eq!(pipeline.set_state(gst::State::Null), Ok(Success));
-    disconnect(&pipeline);
-    drop(pipeline);
-    assert!(slave.finish().success());
+    assert!(stop(pipeline, slave).success());
 }
 
 #[test]
@@ -137,16 +115,14 @@ fn live_master_makes_the_pipeline_no_preroll() {
         "videotestsrc is-live=true ! rsipcpipelinesink name=sink",
         &slave,
     );
-    assert_eq!(
-        pipeline.set_state(gst::State::Paused),
-        Ok(gst::StateChangeSuccess::NoPreroll)
+    set_state(
+        &pipeline,
+        gst::State::Paused,
+        gst::StateChangeSuccess::NoPreroll,
     );
     assert!(pipeline.set_state(gst::State::Playing).is_ok());
     wait_state(&pipeline, gst::State::Playing);
-    pipeline.set_state(gst::State::Null).unwrap();
-    disconnect(&pipeline);
-    drop(pipeline);
-    slave.finish();
+    assert!(stop(pipeline, slave).success());
 }
 
 #[test]
@@ -156,19 +132,16 @@ fn error_in_slave_reaches_master_and_recovers() {
     let (pipeline, _) = master("videotestsrc ! rsipcpipelinesink name=sink", &slave);
     for round in 0..2 {
         pipeline.set_state(gst::State::Playing).unwrap();
-        let msg = wait_error_from(&pipeline, "sink", DEADLINE);
-        let gst::MessageView::Error(e) = msg.view() else {
-            unreachable!()
-        };
+        let e = wait_error_from(&pipeline, "sink", DEADLINE);
         assert!(
-            e.error().matches(gst::CoreError::Failed),
+            e.error.matches(gst::CoreError::Failed),
             "round {round}: {}",
-            e.error()
+            e.error
         );
-        assert_eq!(e.error().message(), "Failed after iterations as requested.");
-        assert!(e.debug().unwrap().contains("identity"));
+        assert_eq!(e.error.message(), "Failed after iterations as requested.");
+        assert!(e.debug.unwrap().contains("identity"));
         let origin = e
-            .details()
+            .details
             .and_then(|d| d.get::<String>("ipc-origin").ok())
             .expect("the slave element's path");
         assert!(
@@ -176,14 +149,13 @@ fn error_in_slave_reaches_master_and_recovers() {
                 && origin.ends_with("/GstIdentity:identity0"),
             "{origin}"
         );
-        assert_eq!(
-            pipeline.set_state(gst::State::Null),
-            Ok(gst::StateChangeSuccess::Success)
+        set_state(
+            &pipeline,
+            gst::State::Null,
+            gst::StateChangeSuccess::Success,
         );
     }
-    disconnect(&pipeline);
-    drop(pipeline);
-    slave.finish();
+    assert!(stop(pipeline, slave).success());
 }
 
 #[test]
@@ -195,26 +167,21 @@ fn killed_slave_gives_an_error_at_once_and_null_does_not_hang() {
     wait_state(&pipeline, gst::State::Playing);
     slave.kill();
     let killed = Instant::now();
-    let msg = wait_error_from(&pipeline, "sink", Duration::from_secs(1));
+    let e = wait_error_from(&pipeline, "sink", Duration::from_secs(1));
     assert!(killed.elapsed() < Duration::from_secs(1));
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    assert!(e.error().matches(gst::ResourceError::Read), "{}", e.error());
+    assert!(e.error.matches(gst::ResourceError::Read), "{}", e.error);
     let t = Instant::now();
-    assert_eq!(
-        pipeline.set_state(gst::State::Null),
-        Ok(gst::StateChangeSuccess::Success)
+    set_state(
+        &pipeline,
+        gst::State::Null,
+        gst::StateChangeSuccess::Success,
     );
     assert!(
         t.elapsed() < Duration::from_secs(1),
         "NULL took {:?}",
         t.elapsed()
     );
-    disconnect(&pipeline);
-    drop(pipeline);
-    let status = slave.finish();
-    assert!(!status.success());
+    assert!(!stop(pipeline, slave).success());
 }
 
 #[test]
@@ -230,9 +197,10 @@ fn disconnect_and_reconnect_to_a_new_slave() {
     sink.emit_by_name::<()>("disconnect", &[]);
     assert_eq!(sink.property::<i32>("fdin"), -1);
     assert_eq!(sink.property::<i32>("fdout"), -1);
-    assert_eq!(
-        pipeline.set_state(gst::State::Null),
-        Ok(gst::StateChangeSuccess::Success)
+    set_state(
+        &pipeline,
+        gst::State::Null,
+        gst::StateChangeSuccess::Success,
     );
     // The first slave sees its master go away while PLAYING: it ends with an error.
     assert!(!first.finish().success());
@@ -247,9 +215,6 @@ fn disconnect_and_reconnect_to_a_new_slave() {
         .filter(|l| l.starts_with("buffer"))
         .count();
     assert_eq!(buffers, 20);
-    pipeline.set_state(gst::State::Null).unwrap();
-    disconnect(&pipeline);
-    drop(pipeline);
     drop(sink);
-    assert!(second.finish().success());
+    assert!(stop(pipeline, second).success());
 }

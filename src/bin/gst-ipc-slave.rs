@@ -15,6 +15,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
+use gstrsipcpipeline::dump;
 
 struct Args {
     fdin: i32,
@@ -63,34 +64,10 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-/// FNV-1a: a stable fingerprint of buffer contents for byte-exact comparisons in tests.
-pub fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
-}
-
 fn describe(info: &gst::PadProbeInfo) -> Option<String> {
-    let ns = |t: Option<gst::ClockTime>| t.map_or("none".into(), |t| t.nseconds().to_string());
     match &info.data {
-        Some(gst::PadProbeData::Buffer(b)) => {
-            let map = b.map_readable().ok()?;
-            Some(format!(
-                "buffer pts={} dts={} duration={} offset={} offset_end={} flags=0x{:x} size={} hash={:016x}",
-                ns(b.pts()),
-                ns(b.dts()),
-                ns(b.duration()),
-                b.offset(),
-                b.offset_end(),
-                b.flags().bits(),
-                map.size(),
-                fnv1a(map.as_slice())
-            ))
-        }
-        Some(gst::PadProbeData::Event(e)) => Some(match e.view() {
-            gst::EventView::Caps(c) => format!("event caps {}", c.caps()),
-            _ => format!("event {}", e.type_().name()),
-        }),
+        Some(gst::PadProbeData::Buffer(b)) => Some(dump::buffer_line(b)),
+        Some(gst::PadProbeData::Event(e)) => Some(dump::event_line(e)),
         _ => None,
     }
 }

@@ -29,10 +29,6 @@ impl Writer {
         self.buf.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     pub fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);
     }

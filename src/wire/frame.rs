@@ -5,7 +5,7 @@ use gst::glib::translate::*;
 
 use super::WireError;
 use super::codec::{Reader, Writer};
-use super::value::{MAX_DEPTH, decode_structure, encode_structure};
+use super::value::{decode_structure, encode_structure};
 
 pub const HEADER_LEN: usize = 12;
 /// Largest body accepted: room for an uncompressed 8K RGBA frame with headroom.
@@ -469,6 +469,3 @@ fn get_target(r: &mut Reader) -> Result<Target, WireError> {
         v => Err(bad("target", v as i64)),
     }
 }
-
-/// Nesting limit, re-exported for documentation and tests.
-pub const MAX_NESTING: usize = MAX_DEPTH;

@@ -10,9 +10,9 @@
 //! All integers are little-endian. The layout of each body is in [`frame`], of each value in
 //! [`value`], and the whole protocol is described in ARCHITECTURE.md.
 
-pub mod codec;
+pub(crate) mod codec;
 pub mod frame;
-pub mod value;
+pub(crate) mod value;
 
 pub use frame::*;
 

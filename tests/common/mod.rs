@@ -153,8 +153,15 @@ pub fn wait_state(pipeline: &gst::Pipeline, state: gst::State) {
     assert_eq!(current, state);
 }
 
+/// What an ERROR message says.
+pub struct ErrorInfo {
+    pub error: gst::glib::Error,
+    pub debug: Option<String>,
+    pub details: Option<gst::Structure>,
+}
+
 /// The first ERROR posted by the element named `name`, skipping errors of other elements.
-pub fn wait_error_from(pipeline: &gst::Pipeline, name: &str, within: Duration) -> gst::Message {
+pub fn wait_error_from(pipeline: &gst::Pipeline, name: &str, within: Duration) -> ErrorInfo {
     let bus = pipeline.bus().unwrap();
     let deadline = Instant::now() + within;
     loop {
@@ -165,17 +172,38 @@ pub fn wait_error_from(pipeline: &gst::Pipeline, name: &str, within: Duration) -
                 &[gst::MessageType::Error],
             )
             .unwrap_or_else(|| panic!("no ERROR from {name} within {within:?}"));
-        if msg.src().is_some_and(|s| s.name() == name) {
-            return msg;
+        if let gst::MessageView::Error(e) = msg.view()
+            && msg.src().is_some_and(|s| s.name() == name)
+        {
+            return ErrorInfo {
+                error: e.error(),
+                debug: e.debug().map(|d| d.to_string()),
+                details: e.details().map(|d| d.to_owned()),
+            };
         }
     }
 }
 
-/// The same FNV-1a fingerprint gst-ipc-slave writes to its dump.
-pub fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+/// Asks for `state` and checks the answer GStreamer gives.
+pub fn set_state(pipeline: &gst::Pipeline, state: gst::State, expected: gst::StateChangeSuccess) {
+    assert_eq!(
+        pipeline.set_state(state),
+        Ok(expected),
+        "going to {state:?}"
+    );
+}
+
+/// The C plugin's teardown: NULL, `disconnect`, then the master's end of the connection is
+/// closed and the slave exits on its own. Returns how it exited.
+pub fn stop(pipeline: gst::Pipeline, slave: Slave) -> std::process::ExitStatus {
+    set_state(
+        &pipeline,
+        gst::State::Null,
+        gst::StateChangeSuccess::Success,
+    );
+    disconnect(&pipeline);
+    drop(pipeline);
+    slave.finish()
 }
 
 /// The C plugin's teardown recipe: stop the sink talking before its fds are closed.

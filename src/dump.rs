@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One line of text per buffer or event that crossed: what gst-ipc-slave writes with
+//! `--dump` and `--verbose`, and what tests compare with what the master sent.
+
+/// A line with every field of a buffer that must cross exactly, and a fingerprint of its bytes.
+pub fn buffer_line(b: &gst::BufferRef) -> String {
+    let ns = |t: Option<gst::ClockTime>| t.map_or("none".into(), |t| t.nseconds().to_string());
+    let (size, hash) = match b.map_readable() {
+        Ok(map) => (map.size(), fnv1a(map.as_slice())),
+        Err(_) => (b.size(), 0),
+    };
+    format!(
+        "buffer pts={} dts={} duration={} offset={} offset_end={} flags=0x{:x} size={size} hash={hash:016x}",
+        ns(b.pts()),
+        ns(b.dts()),
+        ns(b.duration()),
+        b.offset(),
+        b.offset_end(),
+        b.flags().bits(),
+    )
+}
+
+/// An event's type, and the caps themselves for a caps event.
+pub fn event_line(e: &gst::EventRef) -> String {
+    match e.view() {
+        gst::EventView::Caps(c) => format!("event caps {}", c.caps()),
+        _ => format!("event {}", e.type_().name()),
+    }
+}
+
+/// FNV-1a: a stable fingerprint of buffer contents for byte-exact comparisons.
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
