@@ -100,6 +100,25 @@ impl LinkSlot {
     }
 }
 
+/// Messages that concern only the pipeline they are posted in (its own state, clock, threads
+/// and structure) or that carry objects which cannot cross. A slave never forwards them, and a
+/// master refuses them: they would steer its state handling.
+pub fn stays_local(t: gst::MessageType) -> bool {
+    use gst::MessageType as M;
+    matches!(
+        t,
+        M::StateChanged
+            | M::AsyncStart
+            | M::ClockProvide
+            | M::ClockLost
+            | M::NewClock
+            | M::StreamStatus
+            | M::NeedContext
+            | M::HaveContext
+            | M::StructureChange
+    )
+}
+
 /// Copies the peer's answer into the caller's query object, keeping its identity. Only fields
 /// the query already has, with the same type, are taken: a peer cannot make the caller's
 /// `gst_query_parse_*` read a value of the wrong type.

@@ -8,8 +8,11 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use common::*;
+use gst::glib::translate::IntoGlib;
 use gst::prelude::*;
-use gstrsipcpipeline::wire::{self, Frame, Hello, PROTOCOL_VERSION, Role};
+use gstrsipcpipeline::wire::{
+    self, Frame, Hello, PROTOCOL_VERSION, RemoteMessage, Reply, Role, Target,
+};
 
 fn sink_pipeline(fd: &OwnedFd) -> gst::Pipeline {
     let pipeline =
@@ -90,28 +93,64 @@ fn a_peer_of_the_wrong_role() {
 #[test]
 fn garbage_and_truncated_frames_after_the_greeting() {
     init();
-    let cases: Vec<(&str, Vec<u8>)> = vec![
+    let forged_state = wire::encode(
+        5,
+        &Frame::Message(RemoteMessage {
+            type_: gst::MessageType::AsyncStart,
+            seqnum: 1,
+            origin: "/slave".into(),
+            structure: None,
+        }),
+    );
+    let segment_without_segment = {
+        let ev = wire::encode(
+            5,
+            &Frame::Event {
+                target: Target::Pad,
+                event: gst::event::Eos::new(),
+            },
+        );
+        // Same body, but the type of a SEGMENT event: its segment field is missing.
+        let mut ev = ev;
+        let t = gst::EventType::Segment.into_glib() as u32;
+        ev[wire::HEADER_LEN + 1..wire::HEADER_LEN + 5].copy_from_slice(&t.to_le_bytes());
+        ev
+    };
+    let unknown_reply = wire::encode(999, &Frame::Reply(Reply::Bool(true)));
+    let invalid = "invalid data from the peer";
+    let broke = "peer broke the protocol";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "unknown frame type",
             vec![4, 0, 0, 0, 99, 0, 0, 0, 1, 0, 0, 0, 1, 2, 3, 4],
+            invalid,
         ),
         (
             "oversized length",
             vec![0xff, 0xff, 0xff, 0xff, 3, 0, 0, 0, 1, 0, 0, 0],
+            invalid,
         ),
         // A message frame whose string length points past the end.
-        ("truncated body", {
-            let mut f = vec![9, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0];
-            f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff]);
-            f
-        }),
+        (
+            "truncated body",
+            {
+                let mut f = vec![9, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0];
+                f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff]);
+                f
+            },
+            invalid,
+        ),
+        ("segment without segment", segment_without_segment, invalid),
+        ("forged ASYNC_START", forged_state, broke),
+        ("reply to a request never made", unknown_reply, broke),
         // A frame cut in the middle, then the peer goes away.
         (
             "cut frame",
             vec![100, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 1, 2],
+            "the peer closed",
         ),
     ];
-    for (what, bytes) in cases {
+    for (what, bytes, expected) in cases {
         let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
         write_all(&peer, &hello());
         // A fine greeting, then the garbage that breaks the link.
@@ -127,11 +166,6 @@ fn garbage_and_truncated_frames_after_the_greeting() {
         };
         let _ = pipeline.set_state(gst::State::Playing);
         let text = error_text(&pipeline);
-        let expected = if cut {
-            "the peer closed"
-        } else {
-            "invalid data from the peer"
-        };
         assert!(text.contains(expected), "{what}: {text}");
         let t = std::time::Instant::now();
         set_state(

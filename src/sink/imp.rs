@@ -10,7 +10,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::lane;
-use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
+use crate::link::{Link, LinkSlot, apply_query_reply, query_reply, stays_local};
 use crate::settings::{self, Settings};
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
 
@@ -343,7 +343,7 @@ impl Handler for SinkHandler {
                     let _ = link.channel.reply(id, query_reply(ok, &query));
                 });
             }
-            Frame::Message(m) => {
+            Frame::Message(m) if !stays_local(m.type_) => {
                 link.control.push(move || element.imp().handle_message(m));
             }
             Frame::StateLost => {
@@ -358,10 +358,13 @@ impl Handler for SinkHandler {
                 let _ = link.channel.reply(id, query_reply(false, &query));
             }
             other => {
-                let err = ChannelError::Unexpected(format!(
-                    "a {:?} frame from the slave",
-                    other.frame_type()
-                ));
+                let what = match &other {
+                    Frame::Message(m) => {
+                        format!("a {:?} message, which stays in the slave", m.type_)
+                    }
+                    _ => format!("a {:?} frame from the slave", other.frame_type()),
+                };
+                let err = ChannelError::Unexpected(what);
                 link.control
                     .push(move || element.imp().post_link_error(&err));
                 link.channel.disconnect();

@@ -10,7 +10,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::lane;
-use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
+use crate::link::{Link, LinkSlot, apply_query_reply, query_reply, stays_local};
 use crate::settings::{self, Settings};
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
 
@@ -328,34 +328,19 @@ impl IpcPipelineSrc {
             return false;
         };
         let send = |frame: Frame| link.channel.send(&frame).is_ok();
+        let from = |o: Option<&gst::Object>| msg.src().is_some_and(|src| Some(src) == o);
         match msg.view() {
-            V::StateChanged(s) => {
-                let lost = s.old() == s.current()
+            // The slave pipeline lost its state (flushing seek, step): so must the master sink.
+            V::StateChanged(s)
+                if s.old() == s.current()
                     && s.pending() == s.current()
-                    && msg.src().map(|o| o.as_ptr() as usize)
-                        == self
-                            .pipeline()
-                            .map(|p| p.upcast::<gst::Object>().as_ptr() as usize);
-                if lost {
-                    return send(Frame::StateLost);
-                }
-                true
-            }
-            // Local business of the slave pipeline, or objects that cannot cross.
-            V::AsyncStart(_)
-            | V::ClockProvide(_)
-            | V::ClockLost(_)
-            | V::NewClock(_)
-            | V::StreamStatus(_)
-            | V::NeedContext(_)
-            | V::HaveContext(_)
-            | V::StructureChange(_) => true,
-            // Our own complaints about the link cannot travel over it.
-            _ if msg.src().map(|o| o.as_ptr() as usize)
-                == Some(self.obj().upcast_ref::<gst::Object>().as_ptr() as usize) =>
+                    && from(self.pipeline().as_ref().map(|p| p.upcast_ref())) =>
             {
-                true
+                send(Frame::StateLost)
             }
+            _ if stays_local(msg.type_()) => true,
+            // Our own complaints about the link cannot travel over it.
+            _ if from(Some(self.obj().upcast_ref())) => true,
             _ => send(Frame::Message(RemoteMessage {
                 type_: msg.type_(),
                 seqnum: unsafe { gst::ffi::gst_message_get_seqnum(msg.as_mut_ptr()) },

@@ -3,9 +3,9 @@
 
 use gst::glib::translate::*;
 
-use super::WireError;
 use super::codec::{Reader, Writer};
 use super::value::{decode_structure, encode_structure};
+use super::{WireError, check};
 
 pub const HEADER_LEN: usize = 12;
 /// Largest body accepted: room for an uncompressed 8K RGBA frame with headroom.
@@ -303,6 +303,7 @@ fn get_clock_time(r: &mut Reader) -> Result<Option<gst::ClockTime>, WireError> {
 /// Decodes a body. `body` is taken by value so that buffer payloads become GstMemory without
 /// another copy.
 pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
+    check::init();
     if body.len() != header.len as usize {
         return Err(WireError::Truncated {
             wanted: header.len as usize,
@@ -389,6 +390,7 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
                 }
                 e.set_running_time_offset(rto);
             }
+            check::event(&event)?;
             Frame::Event { target, event }
         }
         FrameType::Query => {
@@ -405,6 +407,7 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
                     s.map(|s| s.into_glib_ptr()).unwrap_or(std::ptr::null_mut()),
                 ))
             };
+            check::query(&query)?;
             Frame::Query { target, query }
         }
         FrameType::StateChange => {
@@ -428,6 +431,7 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
             let seqnum = r.u32()?;
             let origin = r.str()?.to_owned();
             let structure = get_structure(&mut r)?;
+            check::message(type_, structure.as_deref())?;
             Frame::Message(RemoteMessage {
                 type_,
                 seqnum,

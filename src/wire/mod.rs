@@ -10,6 +10,7 @@
 //! All integers are little-endian. The layout of each body is in [`frame`], of each value in
 //! [`value`], and the whole protocol is described in ARCHITECTURE.md.
 
+mod check;
 pub(crate) mod codec;
 pub mod frame;
 pub(crate) mod value;
@@ -54,6 +55,8 @@ pub enum WireError {
     BadMagic,
     #[error("file descriptors attached to a frame that takes none")]
     UnexpectedFds,
+    #[error("a {what} without its field {field:?} of the expected type")]
+    MissingField { what: &'static str, field: String },
 }
 
 #[cfg(test)]

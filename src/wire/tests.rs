@@ -100,6 +100,12 @@ fn events_keep_type_seqnum_and_fields() {
             gst::SeekType::None,
             gst::ClockTime::NONE,
         ),
+        gst::event::Qos::new(
+            gst::QOSType::Underflow,
+            0.5,
+            -20,
+            gst::ClockTime::from_seconds(2),
+        ),
         gst::event::CustomDownstream::new(
             gst::Structure::builder("my-event")
                 .field("n", 5u64)
@@ -367,5 +373,76 @@ fn nesting_is_bounded() {
     assert!(matches!(
         decode_value(&mut Reader::new(&w.into_inner()), 0),
         Err(WireError::TooDeep(_))
+    ));
+}
+
+#[test]
+fn objects_without_the_fields_gstreamer_reads_are_refused() {
+    init();
+    let event = |name: &str, s: Option<gst::Structure>, t: gst::EventType| {
+        let event: gst::Event = unsafe {
+            use gst::glib::translate::*;
+            from_glib_full(gst::ffi::gst_event_new_custom(
+                t.into_glib(),
+                s.map(|s| s.into_glib_ptr()).unwrap_or(std::ptr::null_mut()),
+            ))
+        };
+        let _ = name;
+        decode_bytes(&encode(
+            1,
+            &Frame::Event {
+                target: Target::Pad,
+                event,
+            },
+        ))
+    };
+    // A SEGMENT event without its segment, a CAPS event whose caps are a string.
+    assert!(matches!(
+        event("segment", None, gst::EventType::Segment),
+        Err(WireError::MissingField { .. })
+    ));
+    let s = gst::Structure::builder("GstEventCaps")
+        .field("caps", "video/x-raw")
+        .build();
+    assert!(matches!(
+        event("caps", Some(s), gst::EventType::Caps),
+        Err(WireError::MissingField { .. })
+    ));
+    // An ERROR message without its GError.
+    let m = encode(
+        1,
+        &Frame::Message(RemoteMessage {
+            type_: gst::MessageType::Error,
+            seqnum: 1,
+            origin: String::new(),
+            structure: Some(
+                gst::Structure::builder("GstMessageError")
+                    .field("debug", "x")
+                    .build(),
+            ),
+        }),
+    );
+    assert!(matches!(
+        decode_bytes(&m),
+        Err(WireError::MissingField { .. })
+    ));
+    // A POSITION query without its format.
+    let q: gst::Query = unsafe {
+        use gst::glib::translate::*;
+        from_glib_full(gst::ffi::gst_query_new_custom(
+            gst::QueryType::Position.into_glib(),
+            gst::Structure::new_empty("GstQueryPosition").into_glib_ptr(),
+        ))
+    };
+    let q = encode(
+        1,
+        &Frame::Query {
+            target: Target::Element,
+            query: q,
+        },
+    );
+    assert!(matches!(
+        decode_bytes(&q),
+        Err(WireError::MissingField { .. })
     ));
 }

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The fields GStreamer relies on. Its `gst_event_parse_*`, `gst_query_parse_*` and
+//! `gst_message_parse_*` functions read some fields without checking that they are there: a
+//! SEGMENT event from the peer without its `segment` would be a NULL dereference in the
+//! element that parses it. Every event, query and message of a well-known type must therefore
+//! carry at least the fields GStreamer's own constructor puts in it, with the same types.
+//!
+//! The templates are built once by those constructors, so they follow the GStreamer in use.
+//! Types without a template (custom events and queries, element messages, ...) have no
+//! fields that GStreamer reads.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::glib::translate::IntoGlib;
+
+use super::WireError;
+
+type Fields = Vec<(String, glib::Type)>;
+
+fn fields(s: Option<&gst::StructureRef>) -> Fields {
+    s.map(|s| {
+        s.iter()
+            .map(|(name, value)| (name.to_string(), value.type_()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+static EVENTS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
+    use gst::event::*;
+    let t = gst::ClockTime::ZERO;
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    let caps = gst::Caps::new_empty_simple("template/x-template");
+    [
+        FlushStop::new(true),
+        StreamStart::new("template"),
+        Caps::new(&caps),
+        Segment::new(&segment),
+        Tag::new(gst::TagList::new()),
+        Buffersize::new(gst::format::Bytes::ZERO, gst::format::Bytes::ZERO, false),
+        StreamGroupDone::new(gst::GroupId::next()),
+        Protection::new("template", &gst::Buffer::new()),
+        SegmentDone::new(t),
+        Gap::new(t, t),
+        InstantRateChange::new(1.0, gst::SegmentFlags::empty()),
+        Qos::new(gst::QOSType::Overflow, 1.0, 0, t),
+        Seek::new(
+            1.0,
+            gst::SeekFlags::empty(),
+            gst::SeekType::Set,
+            t,
+            gst::SeekType::None,
+            t,
+        ),
+        Latency::new(t),
+        Step::new(t, 1.0, false, false),
+        TocSelect::new("template"),
+        SelectStreams::new(["template"]),
+        InstantRateSyncTime::new(1.0, t, t),
+    ]
+    .iter()
+    .map(|e| (e.type_().into_glib(), fields(e.structure())))
+    .collect()
+});
+
+static QUERIES: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
+    use gst::query::*;
+    let time = gst::Format::Time;
+    let caps = gst::Caps::new_empty_simple("template/x-template");
+    let queries: Vec<gst::Query> = vec![
+        Position::new(time).into(),
+        Duration::new(time).into(),
+        Latency::new().into(),
+        Seeking::new(time).into(),
+        Segment::new(time).into(),
+        Convert::new(gst::ClockTime::ZERO, time).into(),
+        Formats::new().into(),
+        Buffering::new(time).into(),
+        Uri::new().into(),
+        Allocation::new(Some(&caps), false).into(),
+        Scheduling::new().into(),
+        AcceptCaps::new(&caps).into(),
+        Caps::new(None).into(),
+        Drain::new().into(),
+        Context::new("template").into(),
+        Bitrate::new().into(),
+        Selectable::new().into(),
+    ];
+    queries
+        .iter()
+        .map(|q| (q.type_().into_glib(), fields(q.structure())))
+        .collect()
+});
+
+static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
+    use gst::message::*;
+    let t = gst::ClockTime::ZERO;
+    let failed = gst::CoreError::Failed;
+    [
+        Error::builder(failed, "template").build(),
+        Warning::builder(failed, "template").build(),
+        Info::builder(failed, "template").build(),
+        Tag::builder(gst::TagList::new()).build(),
+        Buffering::builder(0).build(),
+        SegmentStart::builder(t).build(),
+        SegmentDone::builder(t).build(),
+        AsyncDone::builder().build(),
+        RequestState::builder(gst::State::Playing).build(),
+        Qos::builder(false).build(),
+        Progress::builder(gst::ProgressType::Start, "template", "template").build(),
+        ResetTime::builder(t).build(),
+        StepDone::builder(t, 1.0, false, false, t, false).build(),
+        StepStart::builder(false, t, 1.0, false, false).build(),
+    ]
+    .iter()
+    .map(|m| (m.type_().into_glib(), fields(m.structure())))
+    .collect()
+});
+
+fn check<K: std::hash::Hash + Eq>(
+    what: &'static str,
+    templates: &HashMap<K, Fields>,
+    kind: K,
+    s: Option<&gst::StructureRef>,
+) -> Result<(), WireError> {
+    let Some(required) = templates.get(&kind) else {
+        return Ok(());
+    };
+    for (name, type_) in required {
+        let present = s.and_then(|s| s.value(name.as_str()).ok());
+        if present.map(|v| v.type_()) != Some(*type_) {
+            return Err(WireError::MissingField {
+                what,
+                field: name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Builds the templates. Building them also registers the enum and flags types they use
+/// (`GstQOSType`, `GstSeekFlags`, ...), which the value decoder looks up by name: call this
+/// before decoding anything.
+pub fn init() {
+    LazyLock::force(&EVENTS);
+    LazyLock::force(&QUERIES);
+    LazyLock::force(&MESSAGES);
+}
+
+pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
+    check("event", &EVENTS, e.type_().into_glib(), e.structure())
+}
+
+pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
+    check("query", &QUERIES, q.type_().into_glib(), q.structure())
+}
+
+pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
+    check("message", &MESSAGES, t.into_glib(), s)
+}
