@@ -58,7 +58,9 @@ const FD_CHECK_INTERVAL: Timespec = Timespec {
 
 /// Receives every frame that is not a reply. Called on the reader thread: it must not block.
 pub trait Handler: Send + Sync + 'static {
-    fn frame(&self, id: u32, frame: Frame);
+    /// An error is a frame the element cannot take from this peer: it closes the connection
+    /// with that reason, like a frame that does not decode.
+    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError>;
     /// The connection ended for a reason other than [`Channel::disconnect`]. Called once.
     fn closed(&self, error: &ChannelError);
 }
@@ -506,8 +508,7 @@ impl Inner {
             }
             frame => {
                 drop(s);
-                handler.frame(header.id, frame);
-                Ok(())
+                handler.frame(header.id, frame)
             }
         }
     }

@@ -316,12 +316,14 @@ struct SinkHandler {
 }
 
 impl Handler for SinkHandler {
-    fn frame(&self, id: u32, frame: Frame) {
+    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
         let Some(element) = self.element.upgrade() else {
-            return;
+            return Ok(());
         };
         let imp = element.imp();
-        let Some(link) = imp.link() else { return };
+        let Some(link) = imp.link() else {
+            return Ok(());
+        };
         match frame {
             Frame::Event {
                 target: Target::Pad,
@@ -357,19 +359,20 @@ impl Handler for SinkHandler {
                 gst::warning!(CAT, obj = element, "refusing a query from the slave");
                 let _ = link.channel.reply(id, query_reply(false, &query));
             }
+            Frame::Message(m) => {
+                return Err(ChannelError::Unexpected(format!(
+                    "a {:?} message, which stays in the slave",
+                    m.type_
+                )));
+            }
             other => {
-                let what = match &other {
-                    Frame::Message(m) => {
-                        format!("a {:?} message, which stays in the slave", m.type_)
-                    }
-                    _ => format!("a {:?} frame from the slave", other.frame_type()),
-                };
-                let err = ChannelError::Unexpected(what);
-                link.control
-                    .push(move || element.imp().post_link_error(&err));
-                link.channel.disconnect();
+                return Err(ChannelError::Unexpected(format!(
+                    "a {:?} frame from the slave",
+                    other.frame_type()
+                )));
             }
         }
+        Ok(())
     }
 
     fn closed(&self, error: &ChannelError) {

@@ -355,7 +355,7 @@ impl IpcPipelineSrc {
 
     // --- what the master sends ----------------------------------------------------------
 
-    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) {
+    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError> {
         let obj = self.obj().clone();
         match frame {
             Frame::Buffer(buffer) => self.enqueue(Item::Buffer(id, buffer), false),
@@ -414,14 +414,13 @@ impl IpcPipelineSrc {
                 imp.reply(id, Reply::State(ret));
             }),
             other => {
-                let err = ChannelError::Unexpected(format!(
+                return Err(ChannelError::Unexpected(format!(
                     "a {:?} frame from the master",
                     other.frame_type()
-                ));
-                link.control.push(move || obj.imp().link_failed(&err));
-                link.channel.disconnect();
+                )));
             }
         }
+        Ok(())
     }
 }
 
@@ -448,11 +447,13 @@ struct SrcHandler {
 }
 
 impl Handler for SrcHandler {
-    fn frame(&self, id: u32, frame: Frame) {
-        if let Some(element) = self.element.upgrade()
-            && let Some(link) = element.imp().link()
-        {
-            element.imp().handle_frame(&link, id, frame);
+    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
+        match self.element.upgrade() {
+            Some(element) => match element.imp().link() {
+                Some(link) => element.imp().handle_frame(&link, id, frame),
+                None => Ok(()),
+            },
+            None => Ok(()),
         }
     }
 
