@@ -193,6 +193,13 @@ pub fn set_state(pipeline: &gst::Pipeline, state: gst::State, expected: gst::Sta
     );
 }
 
+/// Goes to NULL, which must succeed without waiting on anything, even with a dead peer.
+pub fn null_at_once(pipeline: &gst::Pipeline, within: Duration) {
+    let t = Instant::now();
+    set_state(pipeline, gst::State::Null, gst::StateChangeSuccess::Success);
+    assert!(t.elapsed() < within, "NULL took {:?}", t.elapsed());
+}
+
 /// The C plugin's teardown: NULL, `disconnect`, then the master's end of the connection is
 /// closed and the slave exits on its own. Returns how it exited.
 pub fn stop(pipeline: gst::Pipeline, slave: Slave) -> std::process::ExitStatus {
