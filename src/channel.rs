@@ -607,19 +607,25 @@ fn borrow<'a>(fd: RawFd) -> rustix::io::Result<BorrowedFd<'a>> {
 
 /// `write()` on a pipe whose reader is gone raises SIGPIPE, and MSG_NOSIGNAL exists only for
 /// sockets. Block the signal in this thread for the write, and swallow the one the write
-/// raised, so the process survives with SIGPIPE at its default disposition.
+/// raised, so the process survives with SIGPIPE at its default disposition. The signal may
+/// come with a partial write that returns success (the reader died while we were blocked),
+/// so what decides is whether it became pending, not what write() returned.
 fn write_without_sigpipe(fd: BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
     unsafe {
         let mut pipe_set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut pipe_set);
         libc::sigaddset(&mut pipe_set, libc::SIGPIPE);
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        let already_pending = libc::sigismember(&pending, libc::SIGPIPE) == 1;
+        let sigpipe_pending = || {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            libc::sigismember(&pending, libc::SIGPIPE) == 1
+        };
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
+        // One raised by someone else before us is theirs to receive.
+        let already_pending = sigpipe_pending();
         let res = rustix::io::write(fd, data);
-        if res == Err(Errno::PIPE) && !already_pending {
+        if !already_pending && sigpipe_pending() {
             let zero = libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,

@@ -158,10 +158,8 @@ fn error_in_slave_reaches_master_and_recovers() {
     assert!(stop(pipeline, slave).success());
 }
 
-#[test]
-fn killed_slave_gives_an_error_at_once_and_null_does_not_hang() {
-    init();
-    let mut slave = Slave::spawn("fakesink sync=true");
+/// The master keeps writing to a slave that was killed: one ERROR, no SIGPIPE, NULL at once.
+fn kill_while_streaming(mut slave: Slave) {
     let (pipeline, _) = master("videotestsrc ! rsipcpipelinesink name=sink", &slave);
     pipeline.set_state(gst::State::Playing).unwrap();
     wait_state(&pipeline, gst::State::Playing);
@@ -172,6 +170,120 @@ fn killed_slave_gives_an_error_at_once_and_null_does_not_hang() {
     assert!(e.error.matches(gst::ResourceError::Read), "{}", e.error);
     null_at_once(&pipeline, Duration::from_secs(1));
     assert!(!stop(pipeline, slave).success());
+}
+
+#[test]
+fn killed_slave_gives_an_error_at_once_and_null_does_not_hang() {
+    init();
+    kill_while_streaming(Slave::spawn("fakesink sync=true"));
+}
+
+#[test]
+fn killed_slave_over_pipes_raises_no_sigpipe() {
+    init();
+    kill_while_streaming(Slave::spawn_with_pipes("fakesink sync=true"));
+}
+
+/// What the slave's pipeline returns for a buffer reaches the master's upstream elements
+/// within the credit window, and they react as in one pipeline.
+#[test]
+fn flow_returns_reach_upstream_within_the_window() {
+    init();
+    let cases = [
+        (
+            "identity error-after=5 ! fakesink",
+            Some("reason error (-5)"),
+        ),
+        ("identity eos-after=5 ! fakesink", None),
+        (
+            "capsfilter caps=audio/x-raw ! fakesink",
+            Some("reason not-negotiated (-4)"),
+        ),
+    ];
+    for (description, error) in cases {
+        let slave = Slave::spawn(description);
+        let (pipeline, sink) = master(
+            "videotestsrc name=src num-buffers=1000 ! video/x-raw,width=16,height=16 ! \
+             rsipcpipelinesink name=sink",
+            &slave,
+        );
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = sent.clone();
+        sink.static_pad("sink")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                gst::PadProbeReturn::Ok
+            });
+        drop(sink);
+        let _ = pipeline.set_state(gst::State::Playing);
+        match error {
+            // The source stops with the slave's flow, as it would in one pipeline.
+            Some(reason) => {
+                let e = wait_error_from(&pipeline, "src", DEADLINE);
+                assert!(
+                    e.debug.as_deref().unwrap_or("").contains(reason),
+                    "{description}: {:?}",
+                    e.debug
+                );
+            }
+            // An EOS flow makes the source send EOS, which still reaches the slave's sink.
+            None => wait_eos(&pipeline),
+        }
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(sent <= 5 + 8 + 1, "{description}: {sent} buffers sent");
+        assert!(stop(pipeline, slave).success());
+    }
+}
+
+/// A slave application of the C plugin, renamed: fds in the launch description, and it never
+/// sets a state. Here both pipelines live in the test process, over a socketpair.
+#[test]
+fn c_style_slave_follows_the_master() {
+    init();
+    let (ours, theirs) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
+    let slave = gst::parse::launch(&format!(
+        "rsipcslavepipeline.( rsipcpipelinesrc fdin={fd} fdout={fd} ! fakesink name=out )"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
+    let out = slave.by_name("out").unwrap();
+    out.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gst::PadProbeReturn::Ok
+        });
+    let pipeline = gst::parse::launch("videotestsrc num-buffers=10 ! rsipcpipelinesink name=sink")
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline.by_name("sink").unwrap();
+    sink.set_property("fdin", std::os::fd::AsRawFd::as_raw_fd(&ours));
+    sink.set_property("fdout", std::os::fd::AsRawFd::as_raw_fd(&ours));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_eos(&pipeline);
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), 10);
+    assert_eq!(slave.state(gst::ClockTime::ZERO).1, gst::State::Playing);
+    set_state(
+        &pipeline,
+        gst::State::Null,
+        gst::StateChangeSuccess::Success,
+    );
+    let (ret, state, _) = slave.state(gst::ClockTime::from_seconds(DEADLINE.as_secs()));
+    assert_eq!(
+        (ret, state),
+        (Ok(gst::StateChangeSuccess::Success), gst::State::Null)
+    );
+    sink.emit_by_name::<()>("disconnect", &[]);
+    slave
+        .by_name("rsipcpipelinesrc0")
+        .unwrap()
+        .emit_by_name::<()>("disconnect", &[]);
 }
 
 #[test]

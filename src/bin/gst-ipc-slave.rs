@@ -80,6 +80,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Rust ignores SIGPIPE before main; a C slave application leaves it at its default.
+    // Do the same, so that a write to a dead master would kill us as it would kill a C slave:
+    // the elements must never raise it.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     gst::init().expect("GStreamer initialisation");
     gstrsipcpipeline::plugin_register_static().expect("registering rsipcpipeline");
 

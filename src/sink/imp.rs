@@ -156,6 +156,11 @@ impl IpcPipelineSink {
     }
 
     fn sink_query(&self, query: &mut gst::QueryRef) -> bool {
+        // As in C: in NULL the slave is not driven yet; linking asks for caps, and a refusal
+        // lets GStreamer assume ANY.
+        if self.obj().current_state() == gst::State::Null {
+            return false;
+        }
         match query.view_mut() {
             // Buffers are copied across; there is nothing to offer upstream yet.
             gst::QueryViewMut::Allocation(_) => false,

@@ -35,7 +35,7 @@ struct Queue {
     items: VecDeque<Item>,
     /// True while the pad is inactive or a flush is in progress: items are refused.
     flushing: bool,
-    /// Sticky downstream flow error, as a pad keeps it: later buffers get it back at once.
+    /// Sticky downstream flow error: buffers already sent by the master get it back at once.
     flow: Result<gst::FlowSuccess, gst::FlowError>,
 }
 
@@ -73,7 +73,9 @@ impl IpcPipelineSrc {
         let mut q = self.queue.lock().unwrap();
         let refusal = if q.flushing {
             Some(gst::FlowError::Flushing)
-        } else if let (Err(e), Item::Buffer(..) | Item::Event(..)) = (q.flow, &item) {
+        } else if let (Err(e), Item::Buffer(..)) = (q.flow, &item) {
+            // Buffers after a flow error get it back without being pushed; events still go,
+            // as a pad would push them: after an EOS flow, upstream sends the EOS event.
             Some(e)
         } else {
             None
@@ -185,6 +187,11 @@ impl IpcPipelineSrc {
     }
 
     fn src_query(&self, query: &mut gst::QueryRef) -> bool {
+        // As in C: in NULL the master is not there to answer. Linking the pad during
+        // gst_parse_launch asks for caps, and a refusal lets GStreamer assume ANY.
+        if self.obj().current_state() == gst::State::Null {
+            return false;
+        }
         let Some(link) = self.link() else {
             return false;
         };

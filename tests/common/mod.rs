@@ -15,6 +15,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub fn init() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
+        // As in a C application: a SIGPIPE raised by the elements would kill the test.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         gst::init().unwrap();
         gstrsipcpipeline::plugin_register_static().unwrap();
     });
