@@ -207,14 +207,7 @@ fn flow_returns_reach_upstream_within_the_window() {
              rsipcpipelinesink name=sink",
             &slave,
         );
-        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = sent.clone();
-        sink.static_pad("sink")
-            .unwrap()
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                gst::PadProbeReturn::Ok
-            });
+        let sent = count_buffers(&sink.static_pad("sink").unwrap());
         drop(sink);
         let _ = pipeline.set_state(gst::State::Playing);
         match error {
@@ -249,15 +242,7 @@ fn c_style_slave_follows_the_master() {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = received.clone();
-    let out = slave.by_name("out").unwrap();
-    out.static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            gst::PadProbeReturn::Ok
-        });
+    let received = count_buffers(&slave.by_name("out").unwrap().static_pad("sink").unwrap());
     let pipeline = gst::parse::launch("videotestsrc num-buffers=10 ! rsipcpipelinesink name=sink")
         .unwrap()
         .downcast::<gst::Pipeline>()

@@ -221,3 +221,14 @@ pub fn disconnect(pipeline: &gst::Pipeline) {
         sink.emit_by_name::<()>("disconnect", &[]);
     }
 }
+
+/// Counts the buffers that go through `pad`.
+pub fn count_buffers(pad: &gst::Pad) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        gst::PadProbeReturn::Ok
+    });
+    count
+}
