@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::channel::{Channel, ChannelError, Config, Handler};
 use crate::lane::Lane;
 use crate::settings::Settings;
-use crate::wire::{Reply, Role};
+use crate::wire::{Reply, Role, answer_field};
 
 pub struct Link {
     pub channel: Channel,
@@ -100,34 +100,22 @@ impl LinkSlot {
     }
 }
 
-/// Messages that concern only the pipeline they are posted in (its own state, clock, threads
-/// and structure) or that carry objects which cannot cross. A slave never forwards them, and a
-/// master refuses them: they would steer its state handling.
-pub fn stays_local(t: gst::MessageType) -> bool {
-    use gst::MessageType as M;
-    matches!(
-        t,
-        M::StateChanged
-            | M::AsyncStart
-            | M::ClockProvide
-            | M::ClockLost
-            | M::NewClock
-            | M::StreamStatus
-            | M::NeedContext
-            | M::HaveContext
-            | M::StructureChange
-    )
-}
-
 /// Copies the peer's answer into the caller's query object, keeping its identity. Only fields
-/// the query already has, with the same type, are taken: a peer cannot make the caller's
-/// `gst_query_parse_*` read a value of the wrong type.
+/// the query already has, or that GStreamer's setters add to a query of its type, with the
+/// same type, are taken: a peer cannot make the caller's `gst_query_parse_*` read a value of
+/// the wrong type.
 pub fn apply_query_reply(query: &mut gst::QueryRef, reply: Option<&gst::StructureRef>) {
     let Some(reply) = reply else { return };
+    let t = query.type_();
     let s = query.structure_mut();
+    let extension = is_extension(s.name());
     for (name, value) in reply.iter() {
-        let expected = s.value(name).map(|v| v.type_());
-        if expected == Ok(value.type_()) || (expected.is_err() && is_extension(s.name())) {
+        let expected = s
+            .value(name)
+            .map(|v| v.type_())
+            .ok()
+            .or_else(|| answer_field(t, name));
+        if expected == Some(value.type_()) || (expected.is_none() && extension) {
             s.set_value(name, value.clone());
         }
     }

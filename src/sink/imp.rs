@@ -10,9 +10,9 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::lane;
-use crate::link::{Link, LinkSlot, apply_query_reply, query_reply, stays_local};
+use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
-use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
+use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(

@@ -33,6 +33,7 @@ static EVENTS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
     let t = gst::ClockTime::ZERO;
     let segment = gst::FormattedSegment::<gst::ClockTime>::new();
     let caps = gst::Caps::new_empty_simple("template/x-template");
+    let collection = gst::StreamCollection::builder(None).build();
     [
         FlushStop::new(true),
         StreamStart::new("template"),
@@ -59,6 +60,9 @@ static EVENTS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
         TocSelect::new("template"),
         SelectStreams::new(["template"]),
         InstantRateSyncTime::new(1.0, t, t),
+        Toc::new(&gst::Toc::new(gst::TocScope::Global), false),
+        StreamCollection::new(&collection),
+        SinkMessage::new("template", &gst::message::Eos::new()),
     ]
     .iter()
     .map(|e| (e.type_().into_glib(), fields(e.structure())))
@@ -94,10 +98,53 @@ static QUERIES: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The fields a query may have once it is answered: GStreamer's setters add some
+/// (`gst_query_set_context`, `gst_query_add_buffering_range`, ...) that a new query lacks.
+static ANSWERS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
+    use gst::query::*;
+    let time = gst::Format::Time;
+    let mut context = Context::new("template");
+    context.set_context(&gst::Context::new("template", false));
+    let mut buffering = Buffering::new(time);
+    buffering.add_buffering_ranges([(gst::ClockTime::ZERO, gst::ClockTime::SECOND)]);
+    buffering.set_range(gst::ClockTime::ZERO, gst::ClockTime::ZERO, 0);
+    let mut uri = Uri::new();
+    uri.set_uri(Some("template:"));
+    uri.set_redirection(Some("template:"), false);
+    let mut formats = Formats::new();
+    formats.set([time]);
+    let mut bitrate = Bitrate::new();
+    bitrate.set_bitrate(0);
+    let mut selectable = Selectable::new();
+    selectable.set_selectable(false);
+    let queries: Vec<gst::Query> = vec![
+        context.into(),
+        buffering.into(),
+        uri.into(),
+        formats.into(),
+        bitrate.into(),
+        selectable.into(),
+    ];
+    queries
+        .iter()
+        .map(|q| (q.type_().into_glib(), fields(q.structure())))
+        .collect()
+});
+
+/// The type a field of an answered query of type `t` has, when GStreamer's setters add it.
+pub fn answer_field(t: gst::QueryType, field: &str) -> Option<glib::Type> {
+    ANSWERS
+        .get(&t.into_glib())?
+        .iter()
+        .find(|(name, _)| name == field)
+        .map(|(_, t)| *t)
+}
+
 static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
     use gst::message::*;
     let t = gst::ClockTime::ZERO;
     let failed = gst::CoreError::Failed;
+    let collection = gst::StreamCollection::builder(None).build();
     [
         Error::builder(failed, "template").build(),
         Warning::builder(failed, "template").build(),
@@ -113,6 +160,11 @@ static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
         ResetTime::builder(t).build(),
         StepDone::builder(t, 1.0, false, false, t, false).build(),
         StepStart::builder(false, t, 1.0, false, false).build(),
+        Toc::builder(&gst::Toc::new(gst::TocScope::Global), false).build(),
+        StreamCollection::builder(&collection).build(),
+        StreamsSelected::builder(&collection).build(),
+        HaveContext::builder(gst::Context::new("template", false)).build(),
+        NeedContext::builder("template").build(),
     ]
     .iter()
     .map(|m| (m.type_().into_glib(), fields(m.structure())))
@@ -146,6 +198,7 @@ fn check<K: std::hash::Hash + Eq>(
 pub fn init() {
     LazyLock::force(&EVENTS);
     LazyLock::force(&QUERIES);
+    LazyLock::force(&ANSWERS);
     LazyLock::force(&MESSAGES);
 }
 
@@ -159,4 +212,21 @@ pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
 
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
     check("message", &MESSAGES, t.into_glib(), s)
+}
+
+/// Messages that concern only the pipeline they are posted in (its own state, clock, threads
+/// and structure) or that carry objects which cannot cross (a clock, a thread). A slave never forwards them, and a
+/// master refuses them: they would steer its state handling.
+pub fn stays_local(t: gst::MessageType) -> bool {
+    use gst::MessageType as M;
+    matches!(
+        t,
+        M::StateChanged
+            | M::AsyncStart
+            | M::ClockProvide
+            | M::ClockLost
+            | M::NewClock
+            | M::StreamStatus
+            | M::StructureChange
+    )
 }

@@ -13,8 +13,10 @@
 mod check;
 pub(crate) mod codec;
 pub mod frame;
+mod objects;
 pub(crate) mod value;
 
+pub use check::{answer_field, stays_local};
 pub use frame::*;
 
 /// Everything that can be wrong with bytes from the peer. Each is a clean error for the element
@@ -59,5 +61,7 @@ pub enum WireError {
     MissingField { what: &'static str, field: String },
 }
 
+#[cfg(test)]
+mod objects_tests;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use gst::prelude::*;
 
 use super::WireError;
 use super::codec::{Reader, Writer};
+use super::objects;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -61,6 +62,13 @@ enum Tag {
     Flags = 25,
     Error = 26,
     FlagSet = 27,
+    Stream = 28,
+    StreamCollection = 29,
+    Toc = 30,
+    Context = 31,
+    Message = 32,
+    /// Only as the buffering ranges of a buffering query, see [`objects::RANGES_FIELD`].
+    Ranges = 33,
 }
 
 impl TryFrom<u8> for Tag {
@@ -94,6 +102,12 @@ impl TryFrom<u8> for Tag {
             25 => Tag::Flags,
             26 => Tag::Error,
             27 => Tag::FlagSet,
+            28 => Tag::Stream,
+            29 => Tag::StreamCollection,
+            30 => Tag::Toc,
+            31 => Tag::Context,
+            32 => Tag::Message,
+            33 => Tag::Ranges,
             _ => return Err(WireError::UnknownValueType(v)),
         })
     }
@@ -263,6 +277,49 @@ pub fn encode_value(w: &mut Writer, value: &glib::Value) -> bool {
             w.u32(gst::ffi::gst_value_get_flagset_mask(p));
         }
         true
+    } else if t.is_a(gst::Stream::static_type()) {
+        w.u8(Tag::Stream as u8);
+        put_opt(
+            w,
+            value.get::<Option<gst::Stream>>().unwrap().as_ref(),
+            objects::encode_stream,
+        );
+        true
+    } else if t.is_a(gst::StreamCollection::static_type()) {
+        w.u8(Tag::StreamCollection as u8);
+        put_opt(
+            w,
+            value
+                .get::<Option<gst::StreamCollection>>()
+                .unwrap()
+                .as_ref(),
+            objects::encode_collection,
+        );
+        true
+    } else if t == gst::Toc::static_type() {
+        w.u8(Tag::Toc as u8);
+        put_opt(
+            w,
+            value.get::<Option<gst::Toc>>().unwrap().as_ref(),
+            |w, t| objects::encode_toc(w, t),
+        );
+        true
+    } else if t == gst::Context::static_type() {
+        w.u8(Tag::Context as u8);
+        put_opt(
+            w,
+            value.get::<Option<gst::Context>>().unwrap().as_ref(),
+            |w, c| objects::encode_context(w, c),
+        );
+        true
+    } else if t == gst::Message::static_type() {
+        w.u8(Tag::Message as u8);
+        put_opt(
+            w,
+            value.get::<Option<gst::Message>>().unwrap().as_ref(),
+            |w, m| objects::encode_message(w, m),
+        );
+        true
     } else {
         gst::debug!(CAT, "not carrying a value of type {}", t.name());
         false
@@ -320,10 +377,15 @@ pub fn encode_structure(w: &mut Writer, s: &gst::StructureRef) {
     w.str(s.name());
     let at = w.placeholder_u32();
     let mut n = 0u32;
+    let with_ranges = s.name() == objects::RANGES_STRUCTURE;
     for (name, value) in s.iter() {
         let mark = w.len();
         w.str(name);
-        if encode_value(w, value) {
+        if with_ranges && name == objects::RANGES_FIELD && objects::is_garray(value) {
+            w.u8(Tag::Ranges as u8);
+            objects::encode_ranges(w, value);
+            n += 1;
+        } else if encode_value(w, value) {
             n += 1;
         } else {
             // Take the field name back out: the field is not sent at all.
@@ -392,6 +454,17 @@ fn flag_set_type() -> glib::Type {
 /// Reads one value. `Ok(None)` is a well-formed value that this process cannot represent (an
 /// enum type it does not know): the caller leaves it out, as the sender would have.
 pub fn decode_value(r: &mut Reader, depth: usize) -> Result<Option<glib::SendValue>, WireError> {
+    decode_any(r, depth, false)
+}
+
+/// `ranges_here` is true only for the one field where GStreamer keeps a GArray we carry:
+/// anywhere else a GArray would be read as something else (the allocation query's hold
+/// pointers).
+fn decode_any(
+    r: &mut Reader,
+    depth: usize,
+    ranges_here: bool,
+) -> Result<Option<glib::SendValue>, WireError> {
     if depth > MAX_DEPTH {
         return Err(WireError::TooDeep(MAX_DEPTH));
     }
@@ -517,6 +590,15 @@ pub fn decode_value(r: &mut Reader, depth: usize) -> Result<Option<glib::SendVal
             unsafe { gst::ffi::gst_value_set_flagset(v.to_glib_none_mut().0, flags, mask) };
             send(v)
         }
+        Tag::Stream => get_opt(r, |r| objects::decode_stream(r, depth + 1))?.to_send_value(),
+        Tag::StreamCollection => {
+            get_opt(r, |r| objects::decode_collection(r, depth + 1))?.to_send_value()
+        }
+        Tag::Toc => get_opt(r, |r| objects::decode_toc(r, depth + 1))?.to_send_value(),
+        Tag::Context => get_opt(r, |r| objects::decode_context(r, depth + 1))?.to_send_value(),
+        Tag::Message => get_opt(r, |r| objects::decode_message(r, depth + 1))?.to_send_value(),
+        Tag::Ranges if ranges_here => objects::decode_ranges(r)?,
+        Tag::Ranges => return Err(WireError::UnknownValueType(Tag::Ranges as u8)),
     }))
 }
 
@@ -620,7 +702,8 @@ pub fn decode_structure(r: &mut Reader, depth: usize) -> Result<gst::Structure, 
         if field.is_empty() {
             return Err(WireError::BadName(String::new()));
         }
-        if let Some(v) = decode_value(r, depth + 1)? {
+        let ranges_here = name == objects::RANGES_STRUCTURE && field == objects::RANGES_FIELD;
+        if let Some(v) = decode_any(r, depth + 1, ranges_here)? {
             s.set_value(field, v);
         }
     }
