@@ -37,6 +37,16 @@ impl Lane {
         }
     }
 
+    /// Waits, at most `within`, until every job queued before this call has run. False when
+    /// it gave up (the lane is blocked, or stopped).
+    pub fn drain(&self, within: std::time::Duration) -> bool {
+        let (tx, rx) = mpsc::channel();
+        self.push(move || {
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(within).is_ok()
+    }
+
     /// Lets the queued jobs finish and ends the thread; waits for it unless called from it.
     pub fn stop(&self) {
         self.tx.lock().unwrap().take();

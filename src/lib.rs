@@ -11,6 +11,7 @@ mod settings;
 mod sink;
 mod slavepipeline;
 mod src;
+mod state_lock;
 pub mod wire;
 
 use gst::glib;

@@ -2,13 +2,16 @@
 //! gst-ipc-slave: hosts a slave pipeline for an rsipcpipelinesink in another process.
 //!
 //! ```text
-//! gst-ipc-slave [--fd N | --fdin N --fdout M] [--dump FILE] [--verbose] DESCRIPTION...
+//! gst-ipc-slave [--fd N | --fdin N --fdout M]... [--dump FILE] [--verbose] DESCRIPTION...
 //! ```
 //!
-//! Builds `rsipcslavepipeline.( rsipcpipelinesrc fdin=N fdout=M ! DESCRIPTION )` and runs until
-//! the master goes away (exit 0 once the master has stopped it, 1 on any error). Its state is
-//! the master's business. `--dump` writes one line per buffer and event that crossed, for
-//! tests; `--verbose` prints them, for people.
+//! With one connection, builds `rsipcslavepipeline.( rsipcpipelinesrc fdin=N fdout=M !
+//! DESCRIPTION )`. With several (several master sinks, or several masters), DESCRIPTION is the
+//! whole slave pipeline and names its srcs `ipcsrc0`, `ipcsrc1`, ... in the order of the
+//! connections. Runs until every master goes away (exit 0 once the masters have stopped it, 1
+//! on any error). Its state is the masters' business. `--dump` writes one line per buffer and
+//! event that crossed, for tests (prefixed with the src's name when there are several);
+//! `--verbose` prints them, for people.
 
 use std::fs::File;
 use std::io::Write;
@@ -18,8 +21,8 @@ use gst::prelude::*;
 use gstrsipcpipeline::dump;
 
 struct Args {
-    fdin: i32,
-    fdout: i32,
+    /// (fdin, fdout) of each connection.
+    fds: Vec<(i32, i32)>,
     dump: Option<String>,
     verbose: bool,
     description: String,
@@ -27,20 +30,27 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut fdin, mut fdout, mut dump, mut verbose) = (-1, -1, None, false);
+    let (mut fds, mut fdin, mut dump, mut verbose) = (Vec::new(), None, None, false);
     let mut rest = Vec::new();
     let num = |v: Option<String>| -> Result<i32, String> {
         v.and_then(|v| v.parse().ok())
+            .filter(|n: &i32| *n >= 0)
             .ok_or_else(|| "expected a file descriptor number".to_string())
     };
     while let Some(a) = args.next() {
         match a.as_str() {
             "--fd" => {
-                fdin = num(args.next())?;
-                fdout = fdin;
+                let fd = num(args.next())?;
+                fds.push((fd, fd));
             }
-            "--fdin" => fdin = num(args.next())?,
-            "--fdout" => fdout = num(args.next())?,
+            "--fdin" => fdin = Some(num(args.next())?),
+            "--fdout" => {
+                let fdout = num(args.next())?;
+                fds.push((
+                    fdin.take().ok_or("--fdout needs a --fdin before it")?,
+                    fdout,
+                ));
+            }
             "--dump" => dump = Some(args.next().ok_or("--dump needs a file")?),
             "--verbose" => verbose = true,
             _ => {
@@ -49,15 +59,15 @@ fn parse_args() -> Result<Args, String> {
             }
         }
     }
-    if fdin < 0 || fdout < 0 || rest.is_empty() {
+    if fds.is_empty() || fdin.is_some() || rest.is_empty() {
         return Err(
-            "usage: gst-ipc-slave [--fd N | --fdin N --fdout M] [--dump FILE] [--verbose] DESCRIPTION"
+            "usage: gst-ipc-slave [--fd N | --fdin N --fdout M]... [--dump FILE] \
+                    [--verbose] DESCRIPTION"
                 .into(),
         );
     }
     Ok(Args {
-        fdin,
-        fdout,
+        fds,
         dump,
         verbose,
         description: rest.join(" "),
@@ -89,10 +99,15 @@ fn main() {
 
     // The fds are set only once the pipeline is complete and observed, so nothing that
     // crosses can be missed.
-    let launch = format!(
-        "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc ! {} )",
-        args.description
-    );
+    let several = args.fds.len() > 1;
+    let launch = if several {
+        format!("rsipcslavepipeline.( {} )", args.description)
+    } else {
+        format!(
+            "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc0 ! {} )",
+            args.description
+        )
+    };
     let pipeline = match gst::parse::launch(&launch) {
         Ok(p) => p.downcast::<gst::Pipeline>().expect("a pipeline"),
         Err(e) => {
@@ -103,6 +118,14 @@ fn main() {
     // Keep the bus alive at NULL: the end of the connection is reported after the master
     // has taken this pipeline down.
     pipeline.set_auto_flush_bus(false);
+    let srcs: Vec<gst::Element> = (0..args.fds.len())
+        .map(|i| {
+            pipeline.by_name(&format!("ipcsrc{i}")).unwrap_or_else(|| {
+                eprintln!("gst-ipc-slave: the slave pipeline has no ipcsrc{i}");
+                std::process::exit(2);
+            })
+        })
+        .collect();
 
     let pid = std::process::id();
     if args.dump.is_some() || args.verbose {
@@ -110,35 +133,43 @@ fn main() {
             .dump
             .as_ref()
             .map(|p| Arc::new(Mutex::new(File::create(p).expect("creating the dump file"))));
-        let verbose = args.verbose;
-        let src = pipeline.by_name("ipcsrc").unwrap();
         let start = std::time::Instant::now();
-        src.static_pad("src").unwrap().add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-            move |_, info| {
-                if let Some(line) = describe(info) {
-                    if let Some(f) = &dump {
-                        let mut f = f.lock().unwrap();
-                        let _ = writeln!(f, "{line}");
-                        let _ = f.flush();
+        for src in &srcs {
+            let prefix = if several {
+                format!("{} ", src.name())
+            } else {
+                String::new()
+            };
+            let (dump, verbose) = (dump.clone(), args.verbose);
+            src.static_pad("src").unwrap().add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |_, info| {
+                    if let Some(line) = describe(info) {
+                        if let Some(f) = &dump {
+                            let mut f = f.lock().unwrap();
+                            let _ = writeln!(f, "{prefix}{line}");
+                            let _ = f.flush();
+                        }
+                        if verbose {
+                            eprintln!(
+                                "[slave  pid {pid}] {:>8.3} ms  {prefix}received {line}",
+                                start.elapsed().as_secs_f64() * 1e3
+                            );
+                        }
                     }
-                    if verbose {
-                        eprintln!(
-                            "[slave  pid {pid}] {:>8.3} ms  received {line}",
-                            start.elapsed().as_secs_f64() * 1e3
-                        );
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
     }
 
-    let src = pipeline.by_name("ipcsrc").unwrap();
-    src.set_property("fdin", args.fdin);
-    src.set_property("fdout", args.fdout);
+    for (src, (fdin, fdout)) in srcs.iter().zip(&args.fds) {
+        src.set_property("fdin", fdin);
+        src.set_property("fdout", fdout);
+    }
 
     let bus = pipeline.bus().unwrap();
+    let mut gone = std::collections::HashSet::new();
     let code = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
             continue;
@@ -148,8 +179,10 @@ fn main() {
                 .src()
                 .map(|s| s.path_string().to_string())
                 .unwrap_or_default();
-            let from_link = msg.src().is_some_and(|s| s.name() == "ipcsrc");
-            if !from_link {
+            let link = msg
+                .src()
+                .filter(|s| srcs.iter().any(|src| src.upcast_ref::<gst::Object>() == *s));
+            let Some(link) = link else {
                 // The master saw it too and decides what to do, as with an error in a bin.
                 eprintln!(
                     "gst-ipc-slave: error from {origin}: {} ({:?})",
@@ -157,10 +190,15 @@ fn main() {
                     e.debug()
                 );
                 continue;
-            }
+            };
+            gone.insert(link.name());
             let (_, state, _) = pipeline.state(gst::ClockTime::ZERO);
+            if gone.len() < srcs.len() {
+                // Another master still drives us.
+                continue;
+            }
             if state <= gst::State::Ready {
-                // The master stopped us and went away: a normal end.
+                // The masters stopped us and went away: a normal end.
                 break 0;
             }
             eprintln!("gst-ipc-slave: {} while running", e.error());

@@ -12,6 +12,7 @@ use crate::channel::{ChannelError, Handler};
 use crate::lane;
 use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
+use crate::state_lock::StateLock;
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -25,6 +26,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// Buffers sent ahead of the slave's answers; flow errors reach upstream at most this late.
 const WINDOW: usize = 8;
 const DEFAULT_READ_CHUNK_SIZE: u32 = 4096;
+const MESSAGE_ORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub struct IpcPipelineSink {
     sinkpad: gst::Pad,
@@ -68,7 +70,13 @@ impl IpcPipelineSink {
         };
         match link.channel.send_buffer(&buffer, WINDOW) {
             Ok(()) => Ok(gst::FlowSuccess::Ok),
-            Err(ChannelError::Flow(f)) => Err(f),
+            Err(ChannelError::Flow(f)) => {
+                // The slave posted its error before it answered the buffer: post it here
+                // before upstream reacts to the flow, as in one pipeline. Bounded, because
+                // the lane may wait for the state lock that a state change holds.
+                link.control.drain(MESSAGE_ORDER_WAIT);
+                Err(f)
+            }
             Err(ChannelError::Flushing) => Err(gst::FlowError::Flushing),
             Err(e) => {
                 self.post_link_error(&e);
@@ -291,28 +299,6 @@ impl IpcPipelineSink {
         let _lock = StateLock::new(self.obj().upcast_ref());
         self.pending_async.store(true, Ordering::SeqCst);
         self.obj().lost_state();
-    }
-}
-
-/// GStreamer's element STATE_LOCK, which gstreamer-rs does not wrap: taken so that an
-/// ASYNC_DONE from the slave cannot complete a state change that is still being made.
-struct StateLock(*mut glib::ffi::GRecMutex);
-
-impl StateLock {
-    fn new(element: &gst::Element) -> StateLock {
-        use gst::glib::translate::*;
-        unsafe {
-            let e: *mut gst::ffi::GstElement = element.to_glib_none().0;
-            let m = std::ptr::addr_of_mut!((*e).state_lock);
-            glib::ffi::g_rec_mutex_lock(m);
-            StateLock(m)
-        }
-    }
-}
-
-impl Drop for StateLock {
-    fn drop(&mut self) {
-        unsafe { glib::ffi::g_rec_mutex_unlock(self.0) }
     }
 }
 
@@ -610,5 +596,13 @@ impl ElementImpl for IpcPipelineSink {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         self.forward_query(Target::Element, query)
+    }
+
+    fn set_context(&self, context: &gst::Context) {
+        // A bin hands its contexts to every child; the slave pipeline is our child here.
+        if let Some(link) = self.link() {
+            let _ = link.channel.send(&Frame::Context(context.clone()));
+        }
+        self.parent_set_context(context)
     }
 }

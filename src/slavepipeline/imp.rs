@@ -5,6 +5,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::topology;
 use crate::src::IpcPipelineSrc;
 
 #[derive(Default)]
@@ -36,19 +37,30 @@ impl ElementImpl for IpcSlavePipeline {
     }
 
     fn post_message(&self, msg: gst::Message) -> bool {
-        // Every src gets the end of the stream and the completion of a state change; any
-        // other message goes to the master once, through the first src that takes it.
+        let srcs: Vec<IpcPipelineSrc> = self
+            .obj()
+            .iterate_recurse()
+            .into_iter()
+            .filter_map(|e| e.ok()?.downcast().ok())
+            .collect();
+        let forward = |src: &IpcPipelineSrc| src.emit_by_name::<bool>("forward-message", &[&msg]);
+        // Every master needs the end of the stream, the completion of a state change and the
+        // news that the slave lost its state. Any other message goes once, through the src
+        // whose stream produced it, or the first src that takes it.
         let to_all = matches!(
             msg.type_(),
-            gst::MessageType::Eos | gst::MessageType::AsyncDone
+            gst::MessageType::Eos | gst::MessageType::AsyncDone | gst::MessageType::StateChanged
         );
-        for child in self.obj().children() {
-            if let Ok(src) = child.downcast::<IpcPipelineSrc>()
-                && src.forward_message(&msg)
-                && !to_all
-            {
-                break;
-            }
+        if to_all {
+            srcs.iter().for_each(|s| {
+                forward(s);
+            });
+        } else {
+            let (feeding, others): (Vec<_>, Vec<_>) = srcs.iter().partition(|s| {
+                msg.src()
+                    .is_some_and(|o| topology::feeds(s.upcast_ref(), o))
+            });
+            let _ = feeding.into_iter().chain(others).any(forward);
         }
         self.parent_post_message(msg)
     }

@@ -3,8 +3,13 @@
  * SECTION:element-rsipcslavepipeline
  *
  * The top-level pipeline of a slave process. It is an ordinary pipeline whose messages are
- * also offered to its rsipcpipelinesrc children (`forward-message`), which send them to the
- * master; its state is set by the master through those children, never by the application.
+ * also offered to its rsipcpipelinesrc elements (`forward-message`), which send them to the
+ * master; its state is set by the master through those elements, never by the application.
+ *
+ * With several rsipcpipelinesrc (several master sinks, or several master processes), a message
+ * goes to the master sink whose stream produced it: the src upstream of the element that posted
+ * it. End of stream, ASYNC_DONE and the loss of state go to every master. The rsipcpipelinesrc
+ * may sit anywhere in the pipeline, inside bins too.
  *
  * `gst_parse_launch("rsipcslavepipeline.( rsipcpipelinesrc fdin=N fdout=N ! ... )")` builds
  * one, exactly as with the C `ipcslavepipeline`.
@@ -13,6 +18,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod topology;
 
 glib::wrapper! {
     pub struct IpcSlavePipeline(ObjectSubclass<imp::IpcSlavePipeline>)

@@ -12,6 +12,7 @@ use crate::channel::{ChannelError, Handler};
 use crate::lane;
 use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
+use crate::state_lock::StateLock;
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -47,6 +48,8 @@ pub struct IpcPipelineSrc {
     queue_cond: Condvar,
     /// Signalled when the src pad gets linked, see [`Self::wait_linked`].
     linked: (Mutex<()>, Condvar),
+    /// The state the master last asked for, see [`Self::apply_state_change`].
+    wanted: Mutex<Option<gst::State>>,
 }
 
 impl IpcPipelineSrc {
@@ -160,8 +163,15 @@ impl IpcPipelineSrc {
         }
     }
 
+    /// The link, once the master has greeted us: before that, its sink is still in NULL and
+    /// would leave an upstream request unanswered until the ack-time runs out (a slave with
+    /// several masters asks all of them as soon as one starts).
+    fn greeted_link(&self) -> Option<Arc<Link>> {
+        self.link().filter(|l| l.channel.greeted())
+    }
+
     fn src_event(&self, event: gst::Event) -> bool {
-        let Some(link) = self.link() else {
+        let Some(link) = self.greeted_link() else {
             return false;
         };
         let frame = Frame::Event {
@@ -192,7 +202,7 @@ impl IpcPipelineSrc {
         if self.obj().current_state() == gst::State::Null {
             return false;
         }
-        let Some(link) = self.link() else {
+        let Some(link) = self.greeted_link() else {
             return false;
         };
         let frame = Frame::Query {
@@ -239,9 +249,11 @@ impl IpcPipelineSrc {
         None
     }
 
-    /// Applies a state change requested by the master. Requests that would not move the
-    /// pipeline (a second master asking for a state it already has or is going to) are
-    /// answered with where it stands.
+    /// Applies a state change requested by the master. With several masters (several srcs in
+    /// one slave pipeline) the pipeline follows the master that wants the state closest to
+    /// PLAYING, as the C documentation promises (and its code does not do): a master going down
+    /// while another stays up gets SUCCESS and leaves the pipeline where it is. A request that
+    /// would not move the pipeline is answered with where it stands.
     fn apply_state_change(&self, from: gst::State, to: gst::State) -> gst::StateChangeReturn {
         let Some(pipeline) = self.pipeline() else {
             gst::warning!(
@@ -251,30 +263,57 @@ impl IpcPipelineSrc {
             );
             return gst::StateChangeReturn::Failure;
         };
-        let (ret, current, pending) = pipeline.state(gst::ClockTime::ZERO);
-        let effective = if pending == gst::State::VoidPending {
-            current
-        } else {
-            pending
-        };
+        // Requests from several masters come on their own threads: one at a time.
+        let _lock = StateLock::new(pipeline.upcast_ref());
+        *self.wanted.lock().unwrap() = Some(to);
+        let target = masters_target(&pipeline).map_or(to, |t| t.max(to));
+        let (ret, effective) = where_it_stands(&pipeline);
         let upward = to > from;
-        let needless = (upward && effective >= to) || (!upward && to > effective) || from == to;
+        let moves = if upward {
+            target > effective
+        } else {
+            target < effective
+        };
         gst::debug!(
             CAT,
             imp = self,
-            "{from:?} -> {to:?}, pipeline at {effective:?}"
+            "{from:?} -> {to:?}, pipeline at {effective:?}, masters want {target:?}"
         );
-        if needless {
-            let ret: gst::StateChangeReturn = ret.into();
-            if to <= gst::State::Ready || ret == gst::StateChangeReturn::Failure {
+        if !moves || from == to {
+            if to <= gst::State::Ready || ret == gst::StateChangeReturn::Failure || !upward {
                 return gst::StateChangeReturn::Success;
             }
             return ret;
         }
-        if to >= gst::State::Paused {
+        if target >= gst::State::Paused {
             self.wait_linked();
         }
-        pipeline.set_state(to).into()
+        pipeline.set_state(target).into()
+    }
+
+    /// When our master is gone and others remain, the pipeline follows them (down, if ours
+    /// held it up). With no master left, the application decides, as with the C element.
+    fn follow_other_masters(&self) {
+        let Some(pipeline) = self.pipeline() else {
+            return;
+        };
+        let _lock = StateLock::new(pipeline.upcast_ref());
+        if let Some(target) = masters_target(&pipeline)
+            && target < where_it_stands(&pipeline).1
+        {
+            gst::info!(
+                CAT,
+                imp = self,
+                "master gone: following the others to {target:?}"
+            );
+            let _ = pipeline.set_state(target);
+        }
+    }
+
+    /// The state our master wants, while it is connected.
+    fn wanted(&self) -> Option<gst::State> {
+        let connected = self.link().is_some_and(|l| !l.channel.is_closed());
+        connected.then(|| *self.wanted.lock().unwrap()).flatten()
     }
 
     /// gst_parse_launch adds us to the slave pipeline (and so connects us) before it links
@@ -324,6 +363,7 @@ impl IpcPipelineSrc {
         gst::debug!(CAT, imp = self, "disconnecting");
         self.link.disconnect();
         self.flush_queue();
+        *self.wanted.lock().unwrap() = None;
         let mut s = self.settings.lock().unwrap();
         s.fdin = -1;
         s.fdout = -1;
@@ -415,6 +455,11 @@ impl IpcPipelineSrc {
                 };
                 imp.reply(id, query_reply(ok, &query));
             }),
+            Frame::Context(context) => link.control.push(move || {
+                if let Some(p) = obj.imp().pipeline() {
+                    p.set_context(&context);
+                }
+            }),
             Frame::StateChange { from, to } => link.control.push(move || {
                 let imp = obj.imp();
                 let ret = imp.apply_state_change(from, to);
@@ -429,6 +474,27 @@ impl IpcPipelineSrc {
         }
         Ok(())
     }
+}
+
+/// The highest state the connected masters of `pipeline` want, if any has asked yet.
+fn masters_target(pipeline: &gst::Pipeline) -> Option<gst::State> {
+    pipeline
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(|e| e.ok()?.downcast::<super::IpcPipelineSrc>().ok())
+        .filter_map(|src| src.imp().wanted())
+        .max()
+}
+
+/// The last state change result and the state the pipeline is at or going to.
+fn where_it_stands(pipeline: &gst::Pipeline) -> (gst::StateChangeReturn, gst::State) {
+    let (ret, current, pending) = pipeline.state(gst::ClockTime::ZERO);
+    let effective = if pending == gst::State::VoidPending {
+        current
+    } else {
+        pending
+    };
+    (ret.into(), effective)
 }
 
 unsafe extern "C" fn set_bus_trampoline(
@@ -475,7 +541,9 @@ impl Handler for SrcHandler {
         link.control.push(move || {
             let imp = element.imp();
             imp.flush_queue();
+            *imp.wanted.lock().unwrap() = None;
             imp.link_failed(&error);
+            imp.follow_other_masters();
         });
     }
 }
@@ -524,6 +592,7 @@ impl ObjectSubclass for IpcPipelineSrc {
             }),
             queue_cond: Condvar::new(),
             linked: (Mutex::new(()), Condvar::new()),
+            wanted: Mutex::new(None),
         }
     }
 }

@@ -4,6 +4,7 @@
 use gst::glib::translate::*;
 
 use super::codec::{Reader, Writer};
+use super::objects::{decode_context, encode_context};
 use super::value::{decode_structure, encode_structure};
 use super::{WireError, check};
 
@@ -34,6 +35,7 @@ pub enum FrameType {
     StateLost = 6,
     Message = 7,
     Reply = 8,
+    Context = 9,
 }
 
 impl TryFrom<u8> for FrameType {
@@ -48,6 +50,7 @@ impl TryFrom<u8> for FrameType {
             6 => FrameType::StateLost,
             7 => FrameType::Message,
             8 => FrameType::Reply,
+            9 => FrameType::Context,
             _ => return Err(WireError::UnknownFrameType(v)),
         })
     }
@@ -145,12 +148,24 @@ pub enum Reply {
 pub enum Frame {
     Hello(Hello),
     Buffer(gst::Buffer),
-    Event { target: Target, event: gst::Event },
-    Query { target: Target, query: gst::Query },
-    StateChange { from: gst::State, to: gst::State },
+    Event {
+        target: Target,
+        event: gst::Event,
+    },
+    Query {
+        target: Target,
+        query: gst::Query,
+    },
+    StateChange {
+        from: gst::State,
+        to: gst::State,
+    },
     StateLost,
     Message(RemoteMessage),
     Reply(Reply),
+    /// A context the master pipeline gives its sink (`gst_element_set_context`), for the
+    /// slave pipeline to hand to its elements as a bin does. No reply.
+    Context(gst::Context),
 }
 
 impl Frame {
@@ -164,6 +179,7 @@ impl Frame {
             Frame::StateLost => FrameType::StateLost,
             Frame::Message(_) => FrameType::Message,
             Frame::Reply(_) => FrameType::Reply,
+            Frame::Context(_) => FrameType::Context,
         }
     }
 }
@@ -223,6 +239,7 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.u8(to.into_glib() as u8);
         }
         Frame::StateLost => {}
+        Frame::Context(c) => encode_context(&mut w, c),
         Frame::Message(m) => {
             w.u32(m.type_.into_glib());
             w.u32(m.seqnum);
@@ -422,6 +439,7 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
             Frame::StateChange { from, to }
         }
         FrameType::StateLost => Frame::StateLost,
+        FrameType::Context => Frame::Context(decode_context(&mut r, 1)?),
         FrameType::Message => {
             let raw_type = r.u32()?;
             let type_: gst::MessageType = unsafe { from_glib(raw_type) };

@@ -27,6 +27,8 @@ pub struct Slave {
     pub child: Child,
     /// The master's fds: (fdin, fdout), the same socket twice or two pipe ends.
     pub fds: (OwnedFd, Option<OwnedFd>),
+    /// The master ends of the further connections of [`Slave::spawn_many`].
+    pub more: Vec<OwnedFd>,
     pub dump: tempfile::NamedTempFile,
 }
 
@@ -46,8 +48,42 @@ impl Slave {
         Slave {
             child,
             fds: (ours, None),
+            more: Vec::new(),
             dump,
         }
+    }
+
+    /// Spawns gst-ipc-slave with `n` connections; `description` is the whole slave pipeline,
+    /// with srcs named ipcsrc0 .. ipcsrc{n-1}. Attach each with [`Slave::attach_nth`].
+    pub fn spawn_many(n: usize, description: &str) -> Slave {
+        let pairs: Vec<(OwnedFd, OwnedFd)> =
+            (0..n).map(|_| launcher::socketpair().unwrap()).collect();
+        let dump = tempfile::NamedTempFile::new().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gst-ipc-slave"));
+        for i in 0..n {
+            cmd.args(["--fd", &(3 + i).to_string()]);
+        }
+        cmd.arg("--dump").arg(dump.path()).arg(description);
+        let theirs: Vec<&OwnedFd> = pairs.iter().map(|(_, t)| t).collect();
+        let child = launcher::spawn_with_fds(&mut cmd, &theirs).unwrap();
+        let mut ours = pairs.into_iter().map(|(o, _)| o);
+        Slave {
+            child,
+            fds: (ours.next().unwrap(), None),
+            more: ours.collect(),
+            dump,
+        }
+    }
+
+    /// Connects `sink` to the slave's connection number `i` (0 is [`Slave::attach`]'s).
+    pub fn attach_nth(&self, i: usize, sink: &gst::Element) {
+        let fd = if i == 0 {
+            self.fds.0.as_raw_fd()
+        } else {
+            self.more[i - 1].as_raw_fd()
+        };
+        sink.set_property("fdin", fd);
+        sink.set_property("fdout", fd);
     }
 
     /// Spawns gst-ipc-slave connected by two pipes, one per direction.
@@ -67,6 +103,7 @@ impl Slave {
         Slave {
             child,
             fds: (to_master_r, Some(to_slave_w)),
+            more: Vec::new(),
             dump,
         }
     }
@@ -90,6 +127,7 @@ impl Slave {
     /// Closes the master's end and waits for the slave to exit on its own.
     pub fn finish(self) -> std::process::ExitStatus {
         drop(self.fds);
+        drop(self.more);
         wait_child(self.child)
     }
 
@@ -151,7 +189,14 @@ pub fn wait_eos(pipeline: &gst::Pipeline) {
 
 pub fn wait_state(pipeline: &gst::Pipeline, state: gst::State) {
     let (ret, current, _) = pipeline.state(gst::ClockTime::from_seconds(DEADLINE.as_secs()));
-    assert_eq!(ret, Ok(gst::StateChangeSuccess::Success));
+    // A live pipeline in PAUSED answers NO_PREROLL.
+    assert!(
+        matches!(
+            ret,
+            Ok(gst::StateChangeSuccess::Success | gst::StateChangeSuccess::NoPreroll)
+        ),
+        "{ret:?} going to {state:?}"
+    );
     assert_eq!(current, state);
 }
 
@@ -215,10 +260,39 @@ pub fn stop(pipeline: gst::Pipeline, slave: Slave) -> std::process::ExitStatus {
     slave.finish()
 }
 
-/// The C plugin's teardown recipe: stop the sink talking before its fds are closed.
+/// The C plugin's teardown recipe: stop every sink talking before its fds are closed.
 pub fn disconnect(pipeline: &gst::Pipeline) {
-    if let Some(sink) = pipeline.by_name("sink") {
-        sink.emit_by_name::<()>("disconnect", &[]);
+    for e in pipeline.iterate_recurse().into_iter().flatten() {
+        if e.factory().is_some_and(|f| f.name() == "rsipcpipelinesink") {
+            e.emit_by_name::<()>("disconnect", &[]);
+        }
+    }
+}
+
+/// Every message until EOS (or an ERROR, which is returned too), with a deadline.
+pub fn messages_until_eos(pipeline: &gst::Pipeline) -> Vec<gst::Message> {
+    let bus = pipeline.bus().unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut out = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = bus
+            .timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
+            .expect("EOS within the deadline");
+        let end = matches!(msg.type_(), gst::MessageType::Eos | gst::MessageType::Error);
+        out.push(msg);
+        if end {
+            return out;
+        }
+    }
+}
+
+/// Waits until `cond` holds, checking it every few milliseconds, up to the deadline.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
