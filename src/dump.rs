@@ -20,10 +20,32 @@ pub fn buffer_line(b: &gst::BufferRef) -> String {
     )
 }
 
-/// An event's type, and the caps themselves for a caps event.
+/// An event's type and what tests check of it: the caps, the segment's playback range, the
+/// name of a custom event's structure.
 pub fn event_line(e: &gst::EventRef) -> String {
+    let ns = |v: Option<u64>| v.map_or("none".into(), |v| v.to_string());
     match e.view() {
         gst::EventView::Caps(c) => format!("event caps {}", c.caps()),
+        gst::EventView::Segment(s) => {
+            let s = s.segment();
+            format!(
+                "event segment rate={} start={} stop={} flags=0x{:x}",
+                s.rate(),
+                ns(s.start().value().try_into().ok()),
+                ns(s.stop().value().try_into().ok()),
+                s.flags().bits()
+            )
+        }
+        gst::EventView::CustomDownstream(_)
+        | gst::EventView::CustomDownstreamOob(_)
+        | gst::EventView::CustomDownstreamSticky(_)
+        | gst::EventView::CustomBoth(_)
+        | gst::EventView::CustomBothOob(_)
+        | gst::EventView::SinkMessage(_) => format!(
+            "event {} {}",
+            e.type_().name(),
+            e.structure().map_or("", |s| s.name().as_str())
+        ),
         _ => format!("event {}", e.type_().name()),
     }
 }

@@ -60,7 +60,7 @@ fn push_all_and_check(slave: Slave) {
     let events: Vec<&String> = lines.iter().filter(|l| l.starts_with("event")).collect();
     assert_eq!(events[0], "event stream-start");
     assert_eq!(events[1], "event caps application/x-test");
-    assert_eq!(events[2], "event segment");
+    assert!(events[2].starts_with("event segment "));
     assert_eq!(events.last().unwrap().as_str(), "event eos");
     let got: Vec<&String> = lines.iter().filter(|l| l.starts_with("buffer")).collect();
     let want: Vec<String> = buffers.iter().map(|b| dump::buffer_line(b)).collect();

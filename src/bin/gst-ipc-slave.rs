@@ -142,7 +142,9 @@ fn main() {
             };
             let (dump, verbose) = (dump.clone(), args.verbose);
             src.static_pad("src").unwrap().add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                gst::PadProbeType::BUFFER
+                    | gst::PadProbeType::EVENT_DOWNSTREAM
+                    | gst::PadProbeType::EVENT_FLUSH,
                 move |_, info| {
                     if let Some(line) = describe(info) {
                         if let Some(f) = &dump {

@@ -37,6 +37,8 @@ pub struct IpcPipelineSink {
     pending_async: AtomicBool,
     /// One ERROR per broken connection: the reader and the streaming thread may both notice.
     error_posted: AtomicBool,
+    /// The slave lost its state and we have not yet: see [`Self::take_lost_state`].
+    lost_state: Mutex<bool>,
 }
 
 impl IpcPipelineSink {
@@ -99,7 +101,9 @@ impl IpcPipelineSink {
         let reply = match event.type_() {
             gst::EventType::FlushStart => {
                 ch.set_flushing(true);
-                ch.request(&frame, ack, false)
+                let r = ch.request(&frame, ack, false);
+                self.take_lost_state();
+                r
             }
             gst::EventType::FlushStop => {
                 let r = ch.request(&frame, ack, false);
@@ -107,6 +111,7 @@ impl IpcPipelineSink {
                 // so their FLUSHING answers are behind us now.
                 ch.set_flushing(false);
                 ch.reset_flow();
+                self.take_lost_state();
                 r
             }
             // Serialized events wait behind the buffers, as long as the slave holds them back
@@ -295,10 +300,17 @@ impl IpcPipelineSink {
         let _ = self.obj().post_message(msg);
     }
 
-    fn handle_state_lost(&self) {
-        let _lock = StateLock::new(self.obj().upcast_ref());
-        self.pending_async.store(true, Ordering::SeqCst);
-        self.obj().lost_state();
+    /// Loses our state if the slave lost its own. The slave reports it while it handles a
+    /// flush (a flushing seek, a step), before it answers the flush event: whoever comes first,
+    /// the thread that sent the flush or the control lane, does it, so that the master is in
+    /// lost state when the seek returns, as a sink in one pipeline would be. Like a base sink,
+    /// without the state lock: GStreamer ignores lost state during a state change.
+    fn take_lost_state(&self) {
+        let mut lost = self.lost_state.lock().unwrap();
+        if std::mem::take(&mut *lost) {
+            self.pending_async.store(true, Ordering::SeqCst);
+            self.obj().lost_state();
+        }
     }
 }
 
@@ -340,7 +352,8 @@ impl Handler for SinkHandler {
                 link.control.push(move || element.imp().handle_message(m));
             }
             Frame::StateLost => {
-                link.control.push(move || element.imp().handle_state_lost());
+                *element.imp().lost_state.lock().unwrap() = true;
+                link.control.push(move || element.imp().take_lost_state());
             }
             Frame::Event { .. } => {
                 gst::warning!(CAT, obj = element, "refusing an event from the slave");
@@ -425,6 +438,7 @@ impl ObjectSubclass for IpcPipelineSink {
             link: LinkSlot::default(),
             pending_async: AtomicBool::new(false),
             error_posted: AtomicBool::new(false),
+            lost_state: Mutex::new(false),
         }
     }
 }

@@ -38,6 +38,9 @@ struct Queue {
     flushing: bool,
     /// Sticky downstream flow error: buffers already sent by the master get it back at once.
     flow: Result<gst::FlowSuccess, gst::FlowError>,
+    /// Counts flushes: a push that began before a flush must not make its FLUSHING result
+    /// sticky for the stream that follows it.
+    epoch: u64,
 }
 
 pub struct IpcPipelineSrc {
@@ -101,6 +104,7 @@ impl IpcPipelineSrc {
         let items: Vec<Item> = {
             let mut q = self.queue.lock().unwrap();
             q.flushing = true;
+            q.epoch += 1;
             self.queue_cond.notify_all();
             q.items.drain(..).collect()
         };
@@ -126,7 +130,7 @@ impl IpcPipelineSrc {
 
     /// One iteration of the streaming thread: push the next item and answer it.
     fn task_iteration(&self) {
-        let item = {
+        let (item, epoch) = {
             let mut q = self.queue.lock().unwrap();
             loop {
                 if q.flushing {
@@ -135,7 +139,7 @@ impl IpcPipelineSrc {
                     return;
                 }
                 if let Some(item) = q.items.pop_front() {
-                    break item;
+                    break (item, q.epoch);
                 }
                 q = self.queue_cond.wait(q).unwrap();
             }
@@ -146,7 +150,7 @@ impl IpcPipelineSrc {
                 if let Err(e) = flow {
                     gst::debug!(CAT, imp = self, "downstream returned {e:?}");
                     let mut q = self.queue.lock().unwrap();
-                    if q.flow.is_ok() {
+                    if q.flow.is_ok() && q.epoch == epoch {
                         q.flow = Err(e);
                     }
                 }
@@ -267,7 +271,7 @@ impl IpcPipelineSrc {
         let _lock = StateLock::new(pipeline.upcast_ref());
         *self.wanted.lock().unwrap() = Some(to);
         let target = masters_target(&pipeline).map_or(to, |t| t.max(to));
-        let (ret, effective) = where_it_stands(&pipeline);
+        let (ret, effective, continuing) = where_it_stands(&pipeline);
         let upward = to > from;
         let moves = if upward {
             target > effective
@@ -280,10 +284,14 @@ impl IpcPipelineSrc {
             "{from:?} -> {to:?}, pipeline at {effective:?}, masters want {target:?}"
         );
         if !moves || from == to {
-            if to <= gst::State::Ready || ret == gst::StateChangeReturn::Failure || !upward {
-                return gst::StateChangeReturn::Success;
-            }
-            return ret;
+            // ASYNC only when a preroll is under way: its ASYNC_DONE completes this request too.
+            // A pipeline that prerolled and is now continuing to PLAYING has sent its
+            // ASYNC_DONE already; waiting for another would hang the master.
+            use gst::StateChangeReturn as R;
+            return match ret {
+                R::Async | R::NoPreroll if upward && to > gst::State::Ready && !continuing => ret,
+                _ => R::Success,
+            };
         }
         if target >= gst::State::Paused {
             self.wait_linked();
@@ -486,15 +494,17 @@ fn masters_target(pipeline: &gst::Pipeline) -> Option<gst::State> {
         .max()
 }
 
-/// The last state change result and the state the pipeline is at or going to.
-fn where_it_stands(pipeline: &gst::Pipeline) -> (gst::StateChangeReturn, gst::State) {
+/// The last state change result, the state the pipeline is at or going to, and whether it is
+/// prerolled and on its way from PAUSED to PLAYING.
+fn where_it_stands(pipeline: &gst::Pipeline) -> (gst::StateChangeReturn, gst::State, bool) {
     let (ret, current, pending) = pipeline.state(gst::ClockTime::ZERO);
     let effective = if pending == gst::State::VoidPending {
         current
     } else {
         pending
     };
-    (ret.into(), effective)
+    let continuing = current == gst::State::Paused && pending == gst::State::Playing;
+    (ret.into(), effective, continuing)
 }
 
 unsafe extern "C" fn set_bus_trampoline(
@@ -589,6 +599,7 @@ impl ObjectSubclass for IpcPipelineSrc {
                 items: VecDeque::new(),
                 flushing: true,
                 flow: Ok(gst::FlowSuccess::Ok),
+                epoch: 0,
             }),
             queue_cond: Condvar::new(),
             linked: (Mutex::new(()), Condvar::new()),

@@ -187,6 +187,7 @@ pub fn wait_eos(pipeline: &gst::Pipeline) {
     wait_for(pipeline, DEADLINE, |m| m.type_() == gst::MessageType::Eos).expect("EOS");
 }
 
+#[track_caller]
 pub fn wait_state(pipeline: &gst::Pipeline, state: gst::State) {
     let (ret, current, _) = pipeline.state(gst::ClockTime::from_seconds(DEADLINE.as_secs()));
     // A live pipeline in PAUSED answers NO_PREROLL.
