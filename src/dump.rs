@@ -10,14 +10,63 @@ pub fn buffer_line(b: &gst::BufferRef) -> String {
         Err(_) => (b.size(), 0),
     };
     format!(
-        "buffer pts={} dts={} duration={} offset={} offset_end={} flags=0x{:x} size={size} hash={hash:016x}",
+        "buffer pts={} dts={} duration={} offset={} offset_end={} flags=0x{:x} size={size} hash={hash:016x}{}",
         ns(b.pts()),
         ns(b.dts()),
         ns(b.duration()),
         b.offset(),
         b.offset_end(),
         b.flags().bits(),
+        metas(b),
     )
+}
+
+/// The metas that cross, with what they say, in the buffer's order.
+fn metas(b: &gst::BufferRef) -> String {
+    use gst_video::{VideoCropMeta, VideoMeta, VideoRegionOfInterestMeta};
+    b.iter_meta::<gst::Meta>()
+        .filter_map(|m| {
+            if let Some(v) = m.downcast_ref::<VideoMeta>() {
+                Some(format!(
+                    " video({:?} {}x{} offsets={:?} strides={:?})",
+                    v.format(),
+                    v.width(),
+                    v.height(),
+                    v.offset(),
+                    v.stride()
+                ))
+            } else if let Some(c) = m.downcast_ref::<VideoCropMeta>() {
+                Some(format!(" crop{:?}", c.rect()))
+            } else if let Some(r) = m.downcast_ref::<VideoRegionOfInterestMeta>() {
+                let params: Vec<String> = r.params().map(|p| p.to_string()).collect();
+                Some(format!(
+                    " roi({} id={} parent={} {:?} {params:?})",
+                    r.roi_type(),
+                    r.id(),
+                    r.parent_id(),
+                    r.rect()
+                ))
+            } else if let Some(t) = m.downcast_ref::<gst::ReferenceTimestampMeta>() {
+                Some(format!(
+                    " reference({} {} {:?})",
+                    t.reference(),
+                    t.timestamp().nseconds(),
+                    t.duration().map(|d| d.nseconds())
+                ))
+            } else if let Some(a) = m.downcast_ref::<gst_audio::AudioMeta>() {
+                Some(format!(
+                    " audio({:?} {}ch samples={} offsets={:?})",
+                    a.info().format(),
+                    a.info().channels(),
+                    a.samples(),
+                    a.offsets()
+                ))
+            } else {
+                m.downcast_ref::<gst::ProtectionMeta>()
+                    .map(|p| format!(" protection({})", p.info()))
+            }
+        })
+        .collect()
 }
 
 /// An event's type and what tests check of it: the caps, the segment's playback range, the

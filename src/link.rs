@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::channel::{Channel, ChannelError, Config, Handler};
 use crate::lane::Lane;
 use crate::settings::Settings;
-use crate::wire::{Reply, Role, answer_field};
+use crate::wire::{Reply, Role, answer_field, carried_meta_apis};
 
 pub struct Link {
     pub channel: Channel,
@@ -127,8 +127,61 @@ fn is_extension(name: &str) -> bool {
 }
 
 pub fn query_reply(result: bool, query: &gst::QueryRef) -> Reply {
-    Reply::Query {
-        result,
-        structure: query.structure().map(|s| s.to_owned()),
+    let structure = match query.view() {
+        gst::QueryView::Allocation(q) => Some(allocation_answer(q)),
+        _ => query.structure().map(|s| s.to_owned()),
+    };
+    Reply::Query { result, structure }
+}
+
+/// An answered ALLOCATION query keeps its metas in a GArray of pointers, which never crosses;
+/// the answer sent back lists them by API name instead. Pools and allocators are objects of
+/// this process and stay here.
+fn allocation_answer(q: &gst::query::Allocation) -> gst::Structure {
+    let metas: Vec<gst::Structure> = q
+        .allocation_metas()
+        .map(|(api, params)| {
+            let mut s = gst::Structure::builder("meta").field("api", api.name());
+            if let Some(p) = params {
+                s = s.field("params", p.to_owned());
+            }
+            s.build()
+        })
+        .collect();
+    gst::Structure::builder(ALLOCATION_ANSWER)
+        .field("metas", gst::Array::new(metas))
+        .build()
+}
+
+const ALLOCATION_ANSWER: &str = "ipc-allocation-answer";
+
+/// Adds to the caller's ALLOCATION query the metas the peer's pipeline accepts, among those
+/// that cross ([`carried_meta_apis`]): anything else would be added upstream and lost here.
+pub fn apply_allocation_answer(query: &mut gst::QueryRef, answer: Option<&gst::StructureRef>) {
+    use gst::glib::translate::*;
+    let Some(metas) = answer
+        .filter(|s| s.name() == ALLOCATION_ANSWER)
+        .and_then(|s| s.get::<gst::Array>("metas").ok())
+    else {
+        return;
+    };
+    let carried = carried_meta_apis();
+    for m in metas.iter().filter_map(|v| v.get::<gst::Structure>().ok()) {
+        let Some(api) = m
+            .get::<&str>("api")
+            .ok()
+            .and_then(gst::glib::Type::from_name)
+            .filter(|t| carried.contains(t))
+        else {
+            continue;
+        };
+        let params = m.get::<gst::Structure>("params").ok();
+        unsafe {
+            gst::ffi::gst_query_add_allocation_meta(
+                query.as_mut_ptr(),
+                api.into_glib(),
+                params.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            );
+        }
     }
 }

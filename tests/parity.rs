@@ -333,3 +333,40 @@ fn random_state_changes() {
     no_errors(&pipeline);
     assert!(stop(pipeline, slave).success());
 }
+
+/// Metas cross with the buffers, and the slave's pipeline tells upstream in the master which
+/// metas it takes (ALLOCATION), so that videotestsrc writes strides and offsets in a video meta.
+#[test]
+fn metas_cross_and_allocation_offers_what_the_slave_takes() {
+    init();
+    let slave = Slave::spawn("videoscale ! video/x-raw,width=40,height=20 ! fakesink");
+    let (pipeline, sink) = master(
+        "videotestsrc num-buffers=3 ! video/x-raw,format=I420,width=20,height=10 ! \
+         rsipcpipelinesink name=sink",
+        &slave,
+    );
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sent2 = sent.clone();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &info.data {
+                sent2
+                    .lock()
+                    .unwrap()
+                    .push(gstrsipcpipeline::dump::buffer_line(b));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_eos(&pipeline);
+    let got = lines_with(&slave, "buffer");
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(got, sent);
+    assert!(
+        got.iter().all(|l| l.contains(" video(I420 20x10")),
+        "{got:?}"
+    );
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+}

@@ -10,7 +10,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::lane;
-use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
+use crate::link::{Link, LinkSlot, apply_allocation_answer, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
 use crate::state_lock::StateLock;
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
@@ -151,7 +151,14 @@ impl IpcPipelineSink {
             target,
             query: query.to_owned(),
         };
+        let allocation = query.type_() == gst::QueryType::Allocation;
         match ch.request(&frame, timeout, query.is_serialized()) {
+            // The slave's answer tells which metas its pipeline takes; pools stay local
+            // there, and we offer none: upstream allocates as it likes.
+            Ok(Reply::Query { structure, .. }) if allocation => {
+                apply_allocation_answer(query, structure.as_deref());
+                true
+            }
             Ok(Reply::Query { result, structure }) => {
                 apply_query_reply(query, structure.as_deref());
                 result
@@ -174,11 +181,7 @@ impl IpcPipelineSink {
         if self.obj().current_state() == gst::State::Null {
             return false;
         }
-        match query.view_mut() {
-            // Buffers are copied across; there is nothing to offer upstream yet.
-            gst::QueryViewMut::Allocation(_) => false,
-            _ => self.forward_query(Target::Pad, query),
-        }
+        self.forward_query(Target::Pad, query)
     }
 
     fn connect(&self) -> Result<(), gst::ErrorMessage> {

@@ -96,6 +96,10 @@ impl Writer {
         at
     }
 
+    pub fn patch_u8(&mut self, at: usize, v: u8) {
+        self.buf[at] = v;
+    }
+
     pub fn patch_u32(&mut self, at: usize, v: u32) {
         self.buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
     }

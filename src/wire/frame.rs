@@ -6,7 +6,7 @@ use gst::glib::translate::*;
 use super::codec::{Reader, Writer};
 use super::objects::{decode_context, encode_context};
 use super::value::{decode_structure, encode_structure};
-use super::{WireError, check};
+use super::{WireError, check, metas};
 
 pub const HEADER_LEN: usize = 12;
 /// Largest body accepted: room for an uncompressed 8K RGBA frame with headroom.
@@ -206,8 +206,7 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.u64(b.offset());
             w.u64(b.offset_end());
             w.u32(b.flags().bits());
-            // Room for metas (a later protocol feature): none are sent yet.
-            w.u32(0);
+            metas::encode(&mut w, b);
             let at = w.len();
             w.u32(0);
             let mut n = 0usize;
@@ -352,14 +351,7 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
             let offset = r.u64()?;
             let offset_end = r.u64()?;
             let flags = gst::BufferFlags::from_bits_truncate(r.u32()?);
-            let n_metas = r.u32()?;
-            if n_metas != 0 {
-                return Err(WireError::TooMany {
-                    what: "metas",
-                    count: n_metas as usize,
-                    max: 0,
-                });
-            }
+            let metas = metas::decode(&mut r)?;
             let size = r.u32()? as usize;
             let start = r.position();
             r.take(size)?;
@@ -382,6 +374,7 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
             // Exactly the sender's flags: appending memory tagged this buffer.
             b.unset_flags(gst::BufferFlags::all());
             b.set_flags(flags);
+            metas::attach(b, metas)?;
             return Ok(Frame::Buffer(buffer));
         }
         FrameType::Event => {

@@ -13,11 +13,13 @@
 mod check;
 pub(crate) mod codec;
 pub mod frame;
+mod metas;
 mod objects;
 pub(crate) mod value;
 
 pub use check::{answer_field, stays_local};
 pub use frame::*;
+pub use metas::carried_apis as carried_meta_apis;
 
 /// Everything that can be wrong with bytes from the peer. Each is a clean error for the element
 /// to report; none is a panic.
@@ -57,10 +59,14 @@ pub enum WireError {
     BadMagic,
     #[error("file descriptors attached to a frame that takes none")]
     UnexpectedFds,
+    #[error("{0}")]
+    BadMeta(&'static str),
     #[error("a {what} without its field {field:?} of the expected type")]
     MissingField { what: &'static str, field: String },
 }
 
+#[cfg(test)]
+mod metas_tests;
 #[cfg(test)]
 mod objects_tests;
 #[cfg(test)]
