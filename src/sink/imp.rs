@@ -26,6 +26,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 /// Buffers sent ahead of the slave's answers; flow errors reach upstream at most this late.
 const WINDOW: usize = 8;
 const DEFAULT_READ_CHUNK_SIZE: u32 = 4096;
+/// Where a message from the slave says which slave element posted it.
+const ORIGIN_FIELD: &str = "ipc-origin";
 const MESSAGE_ORDER_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub struct IpcPipelineSink {
@@ -273,17 +275,23 @@ impl IpcPipelineSink {
             }
             return;
         }
+        // The message is ours for the bins above (they count EOS, stream-start and the like
+        // per child), so its source is this sink; the slave element that posted it is named
+        // in the structure, and for errors, warnings and infos in the details too, where
+        // gst-launch and most applications look.
         let mut structure = m.structure;
-        if matches!(
-            m.type_,
-            gst::MessageType::Error | gst::MessageType::Warning | gst::MessageType::Info
-        ) && let Some(s) = structure.as_mut()
-        {
-            let mut details = s
-                .get::<gst::Structure>("details")
-                .unwrap_or_else(|_| gst::Structure::new_empty("details"));
-            details.set("ipc-origin", m.origin.as_str());
-            s.set("details", details);
+        if let Some(s) = structure.as_mut() {
+            s.set(ORIGIN_FIELD, m.origin.as_str());
+            if matches!(
+                m.type_,
+                gst::MessageType::Error | gst::MessageType::Warning | gst::MessageType::Info
+            ) {
+                let mut details = s
+                    .get::<gst::Structure>("details")
+                    .unwrap_or_else(|_| gst::Structure::new_empty("details"));
+                details.set(ORIGIN_FIELD, m.origin.as_str());
+                s.set("details", details);
+            }
         }
         let msg: gst::Message = unsafe {
             use gst::glib::translate::*;
