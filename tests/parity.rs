@@ -370,3 +370,128 @@ fn metas_cross_and_allocation_offers_what_the_slave_takes() {
     drop(sink);
     assert!(stop(pipeline, slave).success());
 }
+
+/// Replacing the master's source while PLAYING, again and again, with different caps each
+/// time: the slave follows every new stream (stream-start, caps, buffers of the new size).
+#[test]
+fn replacing_the_source_while_playing() {
+    init();
+    let slave = Slave::spawn("fakesink sync=false");
+    let (pipeline, sink) = master(
+        "videotestsrc is-live=true ! video/x-raw,format=I420,width=16,height=16 ! \
+         rsipcpipelinesink name=sink",
+        &slave,
+    );
+    assert!(pipeline.set_state(gst::State::Playing).is_ok());
+    wait_state(&pipeline, gst::State::Playing);
+    let sinkpad = sink.static_pad("sink").unwrap();
+    for i in 0..20u32 {
+        let width = 16 + 2 * (i % 5 + 1);
+        let peer = sinkpad.peer().unwrap();
+        let old = peer.parent_element().unwrap();
+        // Block the old source's stream, then take it out.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(Some(tx));
+        peer.add_probe(gst::PadProbeType::BLOCK_DOWNSTREAM, move |_, _| {
+            if let Some(tx) = tx.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            gst::PadProbeReturn::Ok
+        });
+        rx.recv_timeout(DEADLINE).expect("the old source blocked");
+        peer.unlink(&sinkpad).unwrap();
+        // Whatever is upstream of the sink goes: the capsfilter and its source.
+        let mut doomed = vec![old.clone()];
+        while let Some(up) = doomed
+            .last()
+            .unwrap()
+            .static_pad("sink")
+            .and_then(|p| p.peer())
+            .and_then(|p| p.parent_element())
+        {
+            doomed.push(up);
+        }
+        for e in &doomed {
+            pipeline.remove(e).unwrap();
+            e.set_state(gst::State::Null).unwrap();
+        }
+
+        let new = gst::parse::bin_from_description(
+            &format!(
+                "videotestsrc is-live=true pattern={} ! \
+                 capsfilter caps=video/x-raw,format=I420,width={width},height=16",
+                i % 3
+            ),
+            true,
+        )
+        .unwrap();
+        pipeline.add(&new).unwrap();
+        new.static_pad("src").unwrap().link(&sinkpad).unwrap();
+        new.sync_state_with_parent().unwrap();
+        wait_until("buffers of the new source", || {
+            let lines = slave.dump_lines();
+            let caps = lines
+                .iter()
+                .rposition(|l| l.starts_with("event caps"))
+                .unwrap();
+            lines[caps].contains(&format!("width=(int){width}"))
+                && lines[caps..]
+                    .iter()
+                    .filter(|l| l.starts_with("buffer"))
+                    .count()
+                    >= 3
+        });
+    }
+    let starts = lines_with(&slave, "event stream-start").len();
+    assert_eq!(starts, 21, "one stream-start per source");
+    no_errors(&pipeline);
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+}
+
+/// A step in PAUSED is done by the slave's sink; STEP_DONE comes back, and the pipeline
+/// prerolls again where the step ended.
+#[test]
+fn frame_steps_in_paused() {
+    init();
+    let slave = Slave::spawn("videoconvert ! fakesink");
+    let (pipeline, sink) = master(
+        "videotestsrc ! video/x-raw,width=16,height=16,framerate=10/1 ! \
+         rsipcpipelinesink name=sink",
+        &slave,
+    );
+    set_state(
+        &pipeline,
+        gst::State::Paused,
+        gst::StateChangeSuccess::Async,
+    );
+    wait_state(&pipeline, gst::State::Paused);
+    for _ in 0..3 {
+        let step = gst::event::Step::new(gst::format::Buffers::from_u64(2), 1.0, true, false);
+        let seqnum = step.seqnum();
+        assert!(pipeline.send_event(step));
+        let done = wait_for(&pipeline, DEADLINE, |m| {
+            m.type_() == gst::MessageType::StepDone
+        })
+        .unwrap();
+        let gst::MessageView::StepDone(d) = done.view() else {
+            unreachable!()
+        };
+        assert_eq!(done.seqnum(), seqnum);
+        assert_eq!(done.src().unwrap(), sink.upcast_ref::<gst::Object>());
+        assert_eq!(
+            d.get().0,
+            gst::GenericFormattedValue::from(gst::format::Buffers::from_u64(2))
+        );
+        wait_state(&pipeline, gst::State::Paused);
+    }
+    let pos = pipeline.query_position::<gst::ClockTime>().unwrap();
+    assert_eq!(
+        pos,
+        gst::ClockTime::from_mseconds(600),
+        "three steps of two frames"
+    );
+    no_errors(&pipeline);
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+}
