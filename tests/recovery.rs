@@ -186,7 +186,11 @@ fn scripted_state_sequence_gives_exact_slave_state_changes() {
         }
         out
     };
-    let script = [Playing, Paused, Playing, Ready, Playing, Null];
+    // Downward, one step at a time: a bin going from PLAYING straight to READY does not wait
+    // for its sinks' PAUSED to complete, in one process or two.
+    let script = [
+        Playing, Paused, Playing, Paused, Ready, Playing, Paused, Ready, Null,
+    ];
     let expected = vec![
         (Null, Ready),
         (Ready, Paused),
