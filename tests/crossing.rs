@@ -43,6 +43,15 @@ impl Split {
         }
     }
 
+    /// A live source in the master, a fakesink named `out` in the slave.
+    fn live_into_fakesink() -> Split {
+        Split::new(
+            "videotestsrc is-live=true name=src ! video/x-raw,width=16,height=16 ! \
+             rsipcpipelinesink name=sink",
+            "fakesink name=out sync=false",
+        )
+    }
+
     /// The master pad upstream of the sink: where the slave's upstream events and queries
     /// come out.
     fn upstream_pad(&self) -> gst::Pad {
@@ -216,11 +225,7 @@ fn every_message_a_bin_passes_up_arrives_once() {
 #[test]
 fn upstream_events_cross_with_their_results() {
     init();
-    let split = Split::new(
-        "videotestsrc is-live=true name=src ! video/x-raw,width=16,height=16 ! \
-         rsipcpipelinesink name=sink",
-        "fakesink name=out sync=false",
-    );
+    let split = Split::live_into_fakesink();
     let seen = Arc::new(Mutex::new(Vec::<gst::Event>::new()));
     let seen2 = seen.clone();
     let upstream = split.upstream_pad();
@@ -302,11 +307,7 @@ fn upstream_events_cross_with_their_results() {
 #[test]
 fn queries_both_ways_come_back_answered() {
     init();
-    let split = Split::new(
-        "videotestsrc is-live=true name=src ! video/x-raw,width=16,height=16 ! \
-         rsipcpipelinesink name=sink",
-        "fakesink name=out sync=false",
-    );
+    let split = Split::live_into_fakesink();
     let answer_up = |q: &mut gst::QueryRef| -> bool {
         use gst::QueryViewMut as Q;
         let t = gst::ClockTime::from_mseconds;

@@ -9,20 +9,12 @@ use common::*;
 use gst::prelude::*;
 
 fn mkv_file() -> tempfile::NamedTempFile {
-    let file = tempfile::Builder::new().suffix(".mkv").tempfile().unwrap();
-    let p = gst::parse::launch(&format!(
+    make_file(
+        ".mkv",
         "videotestsrc num-buffers=30 ! video/x-raw,width=64,height=48,framerate=30/1 ! \
-         matroskamux name=m ! filesink location={} \
+         matroskamux name=m ! filesink location={location} \
          audiotestsrc num-buffers=44 samplesperbuffer=1000 ! audio/x-raw,rate=44000 ! m.",
-        file.path().display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    wait_eos(&p);
-    p.set_state(gst::State::Null).unwrap();
-    file
+    )
 }
 
 fn demuxing_master(file: &tempfile::NamedTempFile) -> gst::Pipeline {
@@ -41,9 +33,9 @@ fn demuxing_master(file: &tempfile::NamedTempFile) -> gst::Pipeline {
 /// last segment: what the slave played after the last seek.
 fn since_last_segment(slave: &Slave, src: &str) -> Vec<String> {
     let lines: Vec<String> = slave
-        .dump_lines()
-        .into_iter()
-        .filter_map(|l| l.strip_prefix(src).map(str::to_owned))
+        .lines_with(src)
+        .iter()
+        .map(|l| l[src.len()..].to_owned())
         .collect();
     let seg = lines
         .iter()

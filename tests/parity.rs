@@ -12,27 +12,11 @@ use gst::prelude::*;
 
 /// A one-second mono wav file, made with Debian's plugins.
 fn wav_file() -> tempfile::NamedTempFile {
-    let file = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
-    let p = gst::parse::launch(&format!(
+    make_file(
+        ".wav",
         "audiotestsrc num-buffers=100 samplesperbuffer=441 ! \
-         audio/x-raw,rate=44100,channels=1,format=S16LE ! wavenc ! filesink location={}",
-        file.path().display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    p.set_state(gst::State::Playing).unwrap();
-    wait_eos(&p);
-    p.set_state(gst::State::Null).unwrap();
-    file
-}
-
-fn lines_with(slave: &Slave, prefix: &str) -> Vec<String> {
-    slave
-        .dump_lines()
-        .into_iter()
-        .filter(|l| l.starts_with(prefix))
-        .collect()
+         audio/x-raw,rate=44100,channels=1,format=S16LE ! wavenc ! filesink location={location}",
+    )
 }
 
 fn no_errors(pipeline: &gst::Pipeline) {
@@ -93,12 +77,13 @@ fn duration_position_and_seeks_of_every_kind() {
     let pos = pipeline.query_position::<gst::ClockTime>().unwrap();
     assert!(pos >= ms(490) && pos <= ms(510), "position {pos}");
     assert!(
-        lines_with(&slave, "event segment")
+        slave
+            .lines_with("event segment")
             .last()
             .unwrap()
             .contains(&format!("start={}", ms(500).nseconds())),
         "{:?}",
-        lines_with(&slave, "event segment")
+        slave.lines_with("event segment")
     );
 
     // Many random seeks, each completing with the slave prerolled again.
@@ -112,7 +97,7 @@ fn duration_position_and_seeks_of_every_kind() {
         );
         wait_state(&pipeline, gst::State::Paused);
     }
-    assert!(lines_with(&slave, "event flush-start").len() >= 101);
+    assert!(slave.lines_with("event flush-start").len() >= 101);
 
     // A segment seek ends with SEGMENT_DONE on the master, not EOS.
     assert!(
@@ -142,7 +127,7 @@ fn duration_position_and_seeks_of_every_kind() {
     assert_eq!(d.get().value(), ms(400).nseconds() as i64);
     // wavparse posts the message, then sends the event that tells the slave.
     wait_until("the slave to see the segment end", || {
-        lines_with(&slave, "event segment-done").len() == 1
+        slave.lines_with("event segment-done").len() == 1
     });
 
     // A flushing seek while PLAYING: the slave loses its state, so does the master, and both
@@ -360,7 +345,7 @@ fn metas_cross_and_allocation_offers_what_the_slave_takes() {
         });
     pipeline.set_state(gst::State::Playing).unwrap();
     wait_eos(&pipeline);
-    let got = lines_with(&slave, "buffer");
+    let got = slave.lines_with("buffer");
     let sent = sent.lock().unwrap().clone();
     assert_eq!(got, sent);
     assert!(
@@ -442,7 +427,7 @@ fn replacing_the_source_while_playing() {
                     >= 3
         });
     }
-    let starts = lines_with(&slave, "event stream-start").len();
+    let starts = slave.lines_with("event stream-start").len();
     assert_eq!(starts, 21, "one stream-start per source");
     no_errors(&pipeline);
     drop(sink);

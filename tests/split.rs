@@ -292,16 +292,5 @@ fn disconnect_and_reconnect_to_a_new_slave() {
     // The first slave sees its master go away while PLAYING: it ends with an error.
     assert!(!first.finish().success());
 
-    let second = Slave::spawn("fakesink sync=false");
-    second.attach(&sink);
-    pipeline.set_state(gst::State::Playing).unwrap();
-    wait_eos(&pipeline);
-    let buffers = second
-        .dump_lines()
-        .iter()
-        .filter(|l| l.starts_with("buffer"))
-        .count();
-    assert_eq!(buffers, 20);
-    drop(sink);
-    assert!(stop(pipeline, second).success());
+    assert_eq!(new_slave_plays_it_all(pipeline, sink), 20);
 }

@@ -15,14 +15,6 @@ fn pipeline(description: &str) -> gst::Pipeline {
         .unwrap()
 }
 
-fn count_lines(slave: &Slave, prefix: &str) -> usize {
-    slave
-        .dump_lines()
-        .iter()
-        .filter(|l| l.starts_with(prefix))
-        .count()
-}
-
 fn title(msg: &gst::Message) -> Option<String> {
     let gst::MessageView::Tag(t) = msg.view() else {
         return None;
@@ -71,10 +63,10 @@ fn two_sinks_into_one_slave_keep_their_branches_apart() {
             .all(|(sink, t)| (sink == "sink0") == (t == "zero")),
         "a tag came back through the wrong sink: {titles:?}"
     );
-    assert_eq!(count_lines(&slave, "ipcsrc0 buffer"), 30);
-    assert_eq!(count_lines(&slave, "ipcsrc1 buffer"), 20);
-    assert_eq!(count_lines(&slave, "ipcsrc0 event eos"), 1);
-    assert_eq!(count_lines(&slave, "ipcsrc1 event eos"), 1);
+    assert_eq!(slave.count("ipcsrc0 buffer"), 30);
+    assert_eq!(slave.count("ipcsrc1 buffer"), 20);
+    assert_eq!(slave.count("ipcsrc0 event eos"), 1);
+    assert_eq!(slave.count("ipcsrc1 event eos"), 1);
     set_state(&master, gst::State::Null, gst::StateChangeSuccess::Success);
     disconnect(&master);
     drop(master);
@@ -127,24 +119,24 @@ fn two_masters_one_slave_follows_the_one_closest_to_playing() {
         wait_state(m, gst::State::Playing);
     }
     wait_until("both masters streaming", || {
-        count_lines(&slave, "ipcsrc0 buffer") >= 5 && count_lines(&slave, "ipcsrc1 buffer") >= 5
+        slave.count("ipcsrc0 buffer") >= 5 && slave.count("ipcsrc1 buffer") >= 5
     });
 
     // A pauses; B keeps the slave PLAYING, so B's stream keeps flowing through it.
     assert!(a.set_state(gst::State::Paused).is_ok());
     wait_state(&a, gst::State::Paused);
-    let b_then = count_lines(&slave, "ipcsrc1 buffer");
+    let b_then = slave.count("ipcsrc1 buffer");
     wait_until("B's buffers while A is paused", || {
-        count_lines(&slave, "ipcsrc1 buffer") >= b_then + 20
+        slave.count("ipcsrc1 buffer") >= b_then + 20
     });
 
     // A comes back, B stops: the slave stays up for A.
     assert!(a.set_state(gst::State::Playing).is_ok());
     wait_state(&a, gst::State::Playing);
     set_state(&b, gst::State::Null, gst::StateChangeSuccess::Success);
-    let a_then = count_lines(&slave, "ipcsrc0 buffer");
+    let a_then = slave.count("ipcsrc0 buffer");
     wait_until("A's buffers after B stopped", || {
-        count_lines(&slave, "ipcsrc0 buffer") >= a_then + 20
+        slave.count("ipcsrc0 buffer") >= a_then + 20
     });
 
     for m in [a, b] {
@@ -170,8 +162,8 @@ fn one_master_two_slaves() {
     audio.attach(&master.by_name("a").unwrap());
     set_state(&master, gst::State::Playing, gst::StateChangeSuccess::Async);
     wait_eos(&master);
-    assert_eq!(count_lines(&video, "buffer"), 15);
-    assert_eq!(count_lines(&audio, "buffer"), 10);
+    assert_eq!(video.count("buffer"), 15);
+    assert_eq!(audio.count("buffer"), 10);
     set_state(&master, gst::State::Null, gst::StateChangeSuccess::Success);
     disconnect(&master);
     drop(master);

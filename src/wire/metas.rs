@@ -142,18 +142,44 @@ fn get_rect(r: &mut Reader) -> Result<(u32, u32, u32, u32), WireError> {
     Ok((r.u32()?, r.u32()?, r.u32()?, r.u32()?))
 }
 
+/// What a video meta says about a frame's memory.
+pub struct VideoLayout {
+    flags: gst_video::VideoFrameFlags,
+    format: gst_video::VideoFormat,
+    width: u32,
+    height: u32,
+    id: i32,
+    offsets: Vec<usize>,
+    strides: Vec<i32>,
+}
+
+impl VideoLayout {
+    /// Whether every plane (stride times the plane's rows, from its offset) lies within
+    /// `size`. Tiled formats lay planes out differently and are refused.
+    fn fits(&self, size: usize) -> bool {
+        let info = gst_video::VideoFormatInfo::from_format(self.format);
+        if info.is_tiled() {
+            return false;
+        }
+        let planes = self.offsets.iter().zip(&self.strides).enumerate();
+        planes.into_iter().all(|(plane, (offset, stride))| {
+            let rows = (0..info.n_components() as u8)
+                .filter(|c| info.plane()[*c as usize] as usize == plane)
+                .map(|c| info.scale_height(c, self.height))
+                .max()
+                .unwrap_or(self.height);
+            (*stride as usize)
+                .checked_mul(rows as usize)
+                .and_then(|bytes| bytes.checked_add(*offset))
+                .is_some_and(|end| end <= size)
+        })
+    }
+}
+
 /// A meta read from the wire, attached once the buffer's size is known.
 pub enum Decoded {
     Protection(gst::Structure),
-    Video {
-        flags: gst_video::VideoFrameFlags,
-        format: gst_video::VideoFormat,
-        width: u32,
-        height: u32,
-        id: i32,
-        offsets: Vec<usize>,
-        strides: Vec<i32>,
-    },
+    Video(VideoLayout),
     ReferenceTimestamp(gst::Caps, gst::ClockTime, Option<gst::ClockTime>),
     VideoCrop((u32, u32, u32, u32)),
     RegionOfInterest {
@@ -257,7 +283,7 @@ fn get_video(r: &mut Reader) -> Result<Decoded, WireError> {
         }
         strides.push(stride);
     }
-    Ok(Decoded::Video {
+    Ok(Decoded::Video(VideoLayout {
         flags,
         format,
         width,
@@ -265,37 +291,7 @@ fn get_video(r: &mut Reader) -> Result<Decoded, WireError> {
         id,
         offsets,
         strides,
-    })
-}
-
-/// Whether every plane (stride times the plane's rows, from its offset) lies within `size`.
-/// Tiled formats lay planes out differently and are refused.
-fn planes_fit(
-    format: gst_video::VideoFormat,
-    height: u32,
-    offsets: &[usize],
-    strides: &[i32],
-    size: usize,
-) -> bool {
-    let info = gst_video::VideoFormatInfo::from_format(format);
-    if info.is_tiled() {
-        return false;
-    }
-    offsets
-        .iter()
-        .zip(strides)
-        .enumerate()
-        .all(|(plane, (offset, stride))| {
-            let rows = (0..info.n_components() as u8)
-                .filter(|c| info.plane()[*c as usize] as usize == plane)
-                .map(|c| info.scale_height(c, height))
-                .max()
-                .unwrap_or(height);
-            (*stride as usize)
-                .checked_mul(rows as usize)
-                .and_then(|bytes| bytes.checked_add(*offset))
-                .is_some_and(|end| end <= size)
-        })
+    }))
 }
 
 /// Attaches the metas to `buffer`, refusing any that does not fit its data.
@@ -306,22 +302,15 @@ pub fn attach(buffer: &mut gst::BufferRef, metas: Vec<Decoded>) -> Result<(), Wi
             Decoded::Protection(s) => {
                 gst::ProtectionMeta::add(buffer, s);
             }
-            Decoded::Video {
-                flags,
-                format,
-                width,
-                height,
-                id,
-                offsets,
-                strides,
-            } => {
-                if !planes_fit(format, height, &offsets, &strides, size) {
+            Decoded::Video(v) => {
+                if !v.fits(size) {
                     return Err(WireError::BadMeta("video meta planes beyond the buffer"));
                 }
-                let mut m =
-                    VideoMeta::add_full(buffer, flags, format, width, height, &offsets, &strides)
-                        .map_err(|_| WireError::BadMeta("video meta GStreamer refused"))?;
-                unsafe { (*m.as_mut_ptr()).id = id };
+                let mut m = VideoMeta::add_full(
+                    buffer, v.flags, v.format, v.width, v.height, &v.offsets, &v.strides,
+                )
+                .map_err(|_| WireError::BadMeta("video meta GStreamer refused"))?;
+                unsafe { (*m.as_mut_ptr()).id = v.id };
             }
             Decoded::ReferenceTimestamp(caps, ts, duration) => {
                 gst::ReferenceTimestampMeta::add(buffer, &caps, ts, duration);

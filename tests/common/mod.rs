@@ -115,6 +115,18 @@ impl Slave {
         sink.set_property("fdout", fdout);
     }
 
+    /// The dump lines that start with `prefix` ("buffer", "event eos", "ipcsrc1 buffer"...).
+    pub fn lines_with(&self, prefix: &str) -> Vec<String> {
+        self.dump_lines()
+            .into_iter()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.lines_with(prefix).len()
+    }
+
     /// The lines the slave wrote for every buffer and event that crossed.
     pub fn dump_lines(&self) -> Vec<String> {
         std::fs::read_to_string(self.dump.path())
@@ -156,6 +168,21 @@ pub fn master(description: &str, slave: &Slave) -> (gst::Pipeline, gst::Element)
     let sink = pipeline.by_name("sink").unwrap();
     slave.attach(&sink);
     (pipeline, sink)
+}
+
+/// Runs `description` (which has `{location}` where the file goes) to EOS, writing a file
+/// with `suffix` made with Debian's plugins.
+pub fn make_file(suffix: &str, description: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
+    let location = file.path().display().to_string();
+    let p = gst::parse::launch(&description.replace("{location}", &location))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    wait_eos(&p);
+    p.set_state(gst::State::Null).unwrap();
+    file
 }
 
 /// Waits for the first message that `pred` accepts; panics on an unexpected ERROR.
@@ -259,6 +286,19 @@ pub fn stop(pipeline: gst::Pipeline, slave: Slave) -> std::process::ExitStatus {
     disconnect(&pipeline);
     drop(pipeline);
     slave.finish()
+}
+
+/// The last step of the C recipe after a lost slave: a new slave on the stopped master's
+/// sink plays the whole stream, from the top, to EOS. Returns the buffers it received.
+pub fn new_slave_plays_it_all(pipeline: gst::Pipeline, sink: gst::Element) -> usize {
+    let second = Slave::spawn("fakesink sync=false");
+    second.attach(&sink);
+    drop(sink);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_eos(&pipeline);
+    let buffers = second.count("buffer");
+    assert!(stop(pipeline, second).success());
+    buffers
 }
 
 /// The C plugin's teardown recipe: stop every sink talking before its fds are closed.
