@@ -455,3 +455,50 @@ fn queries_both_ways_come_back_answered() {
     assert!(down.peer_query(&mut q));
     assert_eq!(q.bitrate(), 128000);
 }
+
+/// Caps changed in the slave while PLAYING: RECONFIGURE crosses upstream, the master's source
+/// negotiates again through the link (caps queries both ways), and new caps come down.
+#[test]
+fn renegotiation_after_a_caps_change_in_the_slave() {
+    init();
+    let split = Split::new(
+        "videotestsrc is-live=true ! rsipcpipelinesink name=sink",
+        "capsfilter name=cf caps=video/x-raw,format=I420,width=16,height=16 ! \
+         fakesink name=out sync=false",
+    );
+    let caps_seen = Arc::new(Mutex::new(Vec::<gst::Caps>::new()));
+    let seen = caps_seen.clone();
+    split
+        .slave
+        .by_name("out")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data
+                && let gst::EventView::Caps(c) = e.view()
+            {
+                seen.lock().unwrap().push(c.caps_owned());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    split.playing();
+    let width = |c: &gst::Caps| c.structure(0).unwrap().get::<i32>("width").unwrap();
+    wait_until("the first caps", || !caps_seen.lock().unwrap().is_empty());
+    assert_eq!(width(&caps_seen.lock().unwrap()[0]), 16);
+    split.slave.by_name("cf").unwrap().set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", 48)
+            .field("height", 32)
+            .build(),
+    );
+    wait_until("caps negotiated again from the master", || {
+        caps_seen
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|c| width(c) == 48)
+    });
+}

@@ -15,7 +15,7 @@ fn round_trip(b: &gst::Buffer) -> Result<gst::Buffer, WireError> {
     })
 }
 
-fn frame_with_every_meta() -> gst::Buffer {
+pub(super) fn frame_with_every_meta() -> gst::Buffer {
     // 16x8 I420 with padded strides: luma stride 32, chroma strides 16.
     let mut b = gst::Buffer::from_mut_slice(vec![9u8; 32 * 8 + 2 * 16 * 4]);
     let m = b.get_mut().unwrap();

@@ -326,3 +326,58 @@ fn answers_fill_a_fresh_query() {
     crate::link::apply_query_reply(&mut mine, Some(&forged));
     assert!(mine.context().is_none());
 }
+
+/// Frames holding every kind of object, and a buffer with every meta, cut at every byte and
+/// with every byte changed: a typed error or a valid frame each time, never a panic.
+#[test]
+fn damaged_object_frames_never_panic() {
+    gst::init().unwrap();
+    let coll = gst::StreamCollection::builder(Some("up"))
+        .stream(stream())
+        .build();
+    let mut ctx = gst::Query::from(gst::query::Context::new("app.ctx"));
+    if let gst::QueryViewMut::Context(c) = ctx.make_mut().view_mut() {
+        c.set_context(&gst::Context::new("app.ctx", true));
+    }
+    let mut buffering = gst::query::Buffering::new(gst::Format::Bytes);
+    let b = gst::format::Bytes::from_u64;
+    buffering.add_buffering_ranges([(b(1), b(2)), (b(3), b(4))]);
+    let pad = |event| Frame::Event {
+        target: Target::Pad,
+        event,
+    };
+    let frames = [
+        pad(gst::event::StreamStart::builder("s")
+            .stream(stream())
+            .build()),
+        pad(gst::event::Toc::new(&toc(), false)),
+        pad(gst::event::StreamCollection::new(&coll)),
+        pad(gst::event::SinkMessage::new("m", &gst::message::Eos::new())),
+        Frame::Query {
+            target: Target::Pad,
+            query: ctx,
+        },
+        Frame::Query {
+            target: Target::Pad,
+            query: buffering.into(),
+        },
+        Frame::Context(gst::Context::new("app.ctx", false)),
+        Frame::Buffer(super::metas_tests::frame_with_every_meta()),
+    ];
+    for frame in &frames {
+        let good = encode(1, frame);
+        let header = Header::decode(good[..HEADER_LEN].try_into().unwrap()).unwrap();
+        for cut in HEADER_LEN..good.len() {
+            let mut h = header;
+            h.len = (cut - HEADER_LEN) as u32;
+            assert!(decode(&h, good[HEADER_LEN..cut].to_vec()).is_err());
+        }
+        for at in HEADER_LEN..good.len() {
+            for v in [0u8, 0x7f, 0x80, 0xff, good[at] ^ 1] {
+                let mut body = good[HEADER_LEN..].to_vec();
+                body[at - HEADER_LEN] = v;
+                let _ = decode(&header, body);
+            }
+        }
+    }
+}
