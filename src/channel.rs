@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use gst::glib;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
@@ -49,6 +50,12 @@ pub enum ChannelError {
     Flow(gst::FlowError),
 }
 
+/// Buffers lent as fds at once; beyond, buffers are copied, so that a peer that never
+/// releases cannot pin the whole pool (or all our fds).
+const MAX_LENT: usize = 64;
+/// Fds received and not yet taken by their frame.
+const MAX_PENDING_FDS: usize = 4 * wire::MAX_FDS;
+
 /// How often the reader looks whether the application closed the fd under it (as the C
 /// elements' 100 ms poll does).
 const FD_CHECK_INTERVAL: Timespec = Timespec {
@@ -75,6 +82,9 @@ struct Shared {
     in_flight: usize,
     /// The first non-OK flow return of the peer since the last flow reset.
     flow: Option<gst::FlowError>,
+    /// Buffers whose memory the peer holds as fds, by the id of the frame that lent them:
+    /// kept alive (out of their pool) until the peer releases them or goes away.
+    lent: HashMap<u32, gst::Buffer>,
 }
 
 struct Inner {
@@ -85,6 +95,8 @@ struct Inner {
     rfd: RawFd,
     wfd: RawFd,
     wfd_is_socket: bool,
+    /// One socket both ways: fds can cross, if the peer takes them too.
+    can_pass_fds: bool,
     /// Written once on disconnect and never read, so it stays readable: every poll on it
     /// wakes up for good.
     stop: OwnedFd,
@@ -127,11 +139,13 @@ impl Channel {
         };
         let stop = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
             .map_err(ChannelError::Io)?;
+        let can_pass_fds = wfd_is_socket && rfd == wfd;
         let inner = Arc::new(Inner {
             name: config.name,
             rfd,
             wfd,
             wfd_is_socket,
+            can_pass_fds,
             stop,
             write_lock: Mutex::new(()),
             shared: Mutex::new(Shared::default()),
@@ -139,13 +153,17 @@ impl Channel {
             next_id: AtomicU32::new(1),
             ack_time: config.ack_time,
         });
+        let mut features = wire::features::SUPPORTED;
+        if !can_pass_fds {
+            features &= !wire::features::FD_MEMORY;
+        }
         let hello = Frame::Hello(Hello {
             version: PROTOCOL_VERSION,
             role: config.role,
-            features: wire::features::SUPPORTED,
+            features,
         });
         gst::debug!(CAT, "{}: connecting on fds {rfd}/{wfd}", inner.name);
-        inner.write(&wire::encode(0, &hello))?;
+        inner.write(&wire::encode(0, &hello), &[])?;
         Ok(Channel {
             inner,
             role: config.role,
@@ -171,6 +189,16 @@ impl Channel {
         self.inner.lock().peer.is_some()
     }
 
+    /// Whether fd-backed memory crosses as fds: both ends said so in their greetings.
+    pub fn fd_memory(&self) -> bool {
+        self.inner.can_pass_fds
+            && self
+                .inner
+                .lock()
+                .peer
+                .is_some_and(|h| h.features & wire::features::FD_MEMORY != 0)
+    }
+
     pub fn ack_time(&self) -> Duration {
         self.inner.ack_time
     }
@@ -194,11 +222,12 @@ impl Channel {
     /// Sends a frame that expects no answer.
     pub fn send(&self, frame: &Frame) -> Result<(), ChannelError> {
         let id = self.inner.next_id();
-        self.inner.write(&wire::encode(id, frame))
+        self.inner.write(&wire::encode(id, frame), &[])
     }
 
     pub fn reply(&self, id: u32, reply: Reply) -> Result<(), ChannelError> {
-        self.inner.write(&wire::encode(id, &Frame::Reply(reply)))
+        self.inner
+            .write(&wire::encode(id, &Frame::Reply(reply)), &[])
     }
 
     /// Sends a request and waits for its reply. `timeout: None` waits as long as the peer is
@@ -226,7 +255,7 @@ impl Channel {
         );
         let result = self
             .inner
-            .write(&wire::encode(id, frame))
+            .write(&wire::encode(id, frame), &[])
             .and_then(|()| self.wait_reply(id, timeout, cancel_on_flush));
         self.inner.lock().pending.remove(&id);
         result
@@ -280,8 +309,31 @@ impl Channel {
             s = self.inner.cond.wait(s).unwrap();
         }
         s.in_flight += 1;
+        let lend = s.lent.len() < MAX_LENT && self.fd_memory_locked(&s);
         drop(s);
-        self.send(&Frame::Buffer(buffer.clone()))
+        let id = self.inner.next_id();
+        let (bytes, fds) = wire::encode_buffer(id, buffer, lend);
+        if fds.is_empty() {
+            return self.inner.write(&bytes, &[]);
+        }
+        // Kept before the peer can release it.
+        self.inner.lock().lent.insert(id, buffer.clone());
+        let r = self.inner.write(&bytes, &fds);
+        if r.is_err() {
+            self.inner.lock().lent.remove(&id);
+        }
+        r
+    }
+
+    fn fd_memory_locked(&self, s: &Shared) -> bool {
+        self.inner.can_pass_fds
+            && s.peer
+                .is_some_and(|h| h.features & wire::features::FD_MEMORY != 0)
+    }
+
+    /// Buffers the peer holds as fds right now.
+    pub fn lent(&self) -> usize {
+        self.inner.lock().lent.len()
     }
 
     /// Flushing wakes and fails the waits that asked for it; the flow reported by the peer
@@ -358,7 +410,11 @@ impl Inner {
         if first {
             s.closed = Some(error);
         }
+        // What the peer held goes back to its pools: the peer is gone, or will never say.
+        let lent = std::mem::take(&mut s.lent);
         self.cond.notify_all();
+        drop(s);
+        drop(lent);
         first
     }
 
@@ -372,7 +428,8 @@ impl Inner {
 
     /// Writes a whole frame. Frames from different threads never interleave. A full
     /// non-blocking fd is waited on with poll, never spun on, and for at most `ack_time`.
-    fn write(&self, mut data: &[u8]) -> Result<(), ChannelError> {
+    /// `fds` go with the first byte of the frame (SCM_RIGHTS).
+    fn write(&self, mut data: &[u8], mut fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
         let _guard = self.write_lock.lock().unwrap();
         let deadline = Instant::now() + self.ack_time;
         while !data.is_empty() {
@@ -380,13 +437,18 @@ impl Inner {
                 return Err(e.clone());
             }
             let wfd = self.wfd().map_err(ChannelError::Io)?;
-            let res = if self.wfd_is_socket {
+            let res = if !fds.is_empty() {
+                send_with_fds(wfd, data, fds)
+            } else if self.wfd_is_socket {
                 rustix::net::send(wfd, data, rustix::net::SendFlags::NOSIGNAL)
             } else {
                 write_without_sigpipe(wfd, data)
             };
             match res {
-                Ok(n) => data = &data[n..],
+                Ok(n) => {
+                    data = &data[n..];
+                    fds = &[];
+                }
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => {
                     let now = Instant::now();
@@ -416,6 +478,7 @@ impl Inner {
             buf: vec![0; chunk],
             start: 0,
             end: 0,
+            fds: std::collections::VecDeque::new(),
         };
         let error = loop {
             match reader
@@ -469,6 +532,18 @@ impl Inner {
         }
         match frame {
             Frame::Hello(_) => Err(ChannelError::Unexpected("a second greeting".into())),
+            Frame::Release => match s.lent.remove(&header.id) {
+                // Back to its pool, outside our lock.
+                Some(buffer) => {
+                    drop(s);
+                    drop(buffer);
+                    Ok(())
+                }
+                None => Err(ChannelError::Unexpected(format!(
+                    "a release of buffer {}, which we did not lend",
+                    header.id
+                ))),
+            },
             Frame::Reply(Reply::Flow(f)) => {
                 if s.in_flight == 0 {
                     return Err(ChannelError::Unexpected(
@@ -517,10 +592,12 @@ impl Inner {
 /// Reads whole frames, buffering small ones and reading large bodies straight into their
 /// own allocation.
 struct FrameReader<'a> {
-    inner: &'a Inner,
+    inner: &'a Arc<Inner>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Fds received with the bytes read so far, in order, for the frames they came with.
+    fds: std::collections::VecDeque<OwnedFd>,
 }
 
 impl FrameReader<'_> {
@@ -530,7 +607,19 @@ impl FrameReader<'_> {
         let header = Header::decode(&h)?;
         let mut body = vec![0u8; header.len as usize];
         self.read_exact(&mut body)?;
-        let frame = wire::decode(&header, body)?;
+        // A frame's fds come with its first byte, so they are here by now.
+        let n = header.n_fds as usize;
+        if self.fds.len() < n {
+            return Err(wire::WireError::UnexpectedFds.into());
+        }
+        let fds: Vec<OwnedFd> = self.fds.drain(..n).collect();
+        let guard = (n > 0).then(|| Arc::new(Release(Arc::downgrade(self.inner), header.id)));
+        let frame = wire::decode_with_fds(&header, body, fds, &mut |fd, kind, offset, size| {
+            let mem = crate::memory::import(fd, kind, offset, size)
+                .map_err(|e| wire::WireError::BadMemory(e.to_string()))?;
+            release_when_freed(&mem, guard.clone().unwrap());
+            Ok(mem)
+        })?;
         Ok((header, frame))
     }
 
@@ -546,16 +635,54 @@ impl FrameReader<'_> {
             }
             let want = out.len() - done;
             if want >= self.buf.len() {
-                done += self.read_some(|fd| rustix::io::read(fd, &mut out[done..]))?;
+                done += self.receive(ReadInto::Out(&mut out[done..]))?;
             } else {
                 let mut buf = std::mem::take(&mut self.buf);
-                let r = self.read_some(|fd| rustix::io::read(fd, &mut buf[..]));
+                let r = self.receive(ReadInto::Buf(&mut buf));
                 self.buf = buf;
                 self.end = r?;
                 self.start = 0;
             }
         }
         Ok(())
+    }
+
+    /// One read; on a socket that may carry fds, a recvmsg that keeps them.
+    fn receive(&mut self, into: ReadInto<'_>) -> Result<usize, ChannelError> {
+        let buf = match into {
+            ReadInto::Out(b) | ReadInto::Buf(b) => b,
+        };
+        if !self.inner.can_pass_fds {
+            return self.read_some(|fd| rustix::io::read(fd, &mut buf[..]));
+        }
+        let mut received = Vec::new();
+        let n = self.read_some(|fd| {
+            use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+            let mut space =
+                [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(wire::MAX_FDS))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let r = rustix::net::recvmsg(
+                fd,
+                &mut [std::io::IoSliceMut::new(&mut buf[..])],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            )?;
+            for msg in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = msg {
+                    received.extend(fds);
+                }
+            }
+            // More fds than fit: the rest were closed by the kernel, the stream is broken.
+            if r.flags.contains(ReturnFlags::CTRUNC) {
+                return Err(Errno::MSGSIZE);
+            }
+            Ok(r.bytes)
+        })?;
+        self.fds.extend(received);
+        if self.fds.len() > MAX_PENDING_FDS {
+            return Err(ChannelError::Protocol(wire::WireError::UnexpectedFds));
+        }
+        Ok(n)
     }
 
     /// One read, after poll says there is something (or the stop fd fired). Works the same on
@@ -595,6 +722,64 @@ impl FrameReader<'_> {
             }
         }
     }
+}
+
+fn send_with_fds(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> rustix::io::Result<usize> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space =
+        [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(wire::MAX_FDS))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(Errno::INVAL);
+    }
+    rustix::net::sendmsg(
+        fd,
+        &[std::io::IoSlice::new(data)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+}
+
+enum ReadInto<'a> {
+    Out(&'a mut [u8]),
+    Buf(&'a mut [u8]),
+}
+
+/// Tells the sender that the buffer it lent in frame `.1` is free. Every memory imported from
+/// that frame holds the same guard; it is sent when the last of them is freed.
+struct Release(std::sync::Weak<Inner>, u32);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            let _ = inner.write(&wire::encode(self.1, &Frame::Release), &[]);
+        }
+    }
+}
+
+fn release_when_freed(mem: &gst::Memory, guard: Arc<Release>) {
+    unsafe extern "C" fn destroy(data: glib::ffi::gpointer) {
+        drop(unsafe { Box::from_raw(data as *mut Arc<Release>) });
+    }
+    unsafe {
+        gst::ffi::gst_mini_object_set_qdata(
+            mem.as_ptr() as *mut gst::ffi::GstMiniObject,
+            release_quark(),
+            Box::into_raw(Box::new(guard)) as glib::ffi::gpointer,
+            Some(destroy),
+        );
+    }
+}
+
+fn release_quark() -> glib::ffi::GQuark {
+    static QUARK: std::sync::LazyLock<glib::Quark> =
+        std::sync::LazyLock::new(|| glib::Quark::from_str("rsipcpipeline-release"));
+    use gst::glib::translate::IntoGlib;
+    QUARK.into_glib()
 }
 
 /// The fds belong to the application; -1 (not set) is refused before any syscall sees it.

@@ -18,7 +18,14 @@ pub fn buffer_line(b: &gst::BufferRef) -> String {
         b.offset_end(),
         b.flags().bits(),
         metas(b),
-    )
+    ) + if is_fd_memory(b) { " fd" } else { "" }
+}
+
+/// Whether every memory of the buffer is fd memory (memfd, dmabuf): what crosses as fds.
+fn is_fd_memory(b: &gst::BufferRef) -> bool {
+    b.n_memory() > 0
+        && b.iter_memories()
+            .all(|m| m.is_memory_type::<gst_allocators::FdMemory>())
 }
 
 /// The metas that cross, with what they say, in the buffer's order.

@@ -7,6 +7,7 @@ pub mod dump;
 mod lane;
 pub mod launcher;
 mod link;
+pub mod memory;
 mod settings;
 mod sink;
 mod slavepipeline;

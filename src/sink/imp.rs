@@ -159,6 +159,9 @@ impl IpcPipelineSink {
             // there, and we offer none: upstream allocates as it likes.
             Ok(Reply::Query { structure, .. }) if allocation => {
                 apply_allocation_answer(query, structure.as_deref());
+                if ch.fd_memory() {
+                    self.offer_pool(query);
+                }
                 true
             }
             Ok(Reply::Query { result, structure }) => {
@@ -174,6 +177,29 @@ impl IpcPipelineSink {
                 self.post_link_error(&e);
                 false
             }
+        }
+    }
+
+    /// Raw video gets a pool of memfd memory, whose buffers then cross as fds: upstream
+    /// writes its frames straight into memory the slave maps. Strides and offsets travel in a
+    /// video meta when the slave's pipeline takes one.
+    fn offer_pool(&self, query: &mut gst::QueryRef) {
+        let gst::QueryViewMut::Allocation(q) = query.view_mut() else {
+            return;
+        };
+        let (Some(caps), need_pool) = q.get_owned() else {
+            return;
+        };
+        let video_meta = q.find_allocation_meta::<gst_video::VideoMeta>().is_some();
+        if let Some((pool, allocator, size)) = crate::memory::pool(&caps, video_meta) {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "offering a memfd pool (upstream needs one: {need_pool})"
+            );
+            q.add_allocation_pool(Some(&pool), size, 2, 0);
+            // Sources that configure the pool themselves take the allocator from here.
+            q.add_allocation_param(Some(&allocator), gst::AllocationParams::default());
         }
     }
 

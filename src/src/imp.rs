@@ -32,6 +32,14 @@ enum Item {
     Query(u32, gst::Query),
 }
 
+impl Item {
+    fn id(&self) -> u32 {
+        match self {
+            Item::Buffer(id, _) | Item::Event(id, _) | Item::Query(id, _) => *id,
+        }
+    }
+}
+
 struct Queue {
     items: VecDeque<Item>,
     /// True while the pad is inactive or a flush is in progress: items are refused.
@@ -120,6 +128,7 @@ impl IpcPipelineSrc {
     }
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
+        gst::log!(CAT, imp = self, "starting the task");
         let weak = self.obj().downgrade();
         self.srcpad.start_task(move || {
             if let Some(obj) = weak.upgrade() {
@@ -134,7 +143,9 @@ impl IpcPipelineSrc {
             let mut q = self.queue.lock().unwrap();
             loop {
                 if q.flushing {
-                    drop(q);
+                    // Paused with the queue locked: a flush-stop that unflushes, queues and
+                    // restarts the task takes this lock first, so its restart always comes
+                    // after this pause instead of being undone by it.
                     let _ = self.srcpad.pause_task();
                     return;
                 }
@@ -144,6 +155,7 @@ impl IpcPipelineSrc {
                 q = self.queue_cond.wait(q).unwrap();
             }
         };
+        gst::log!(CAT, imp = self, "pushing item {}", item.id());
         match item {
             Item::Buffer(id, buffer) => {
                 let flow = self.srcpad.push(buffer);

@@ -3,25 +3,32 @@
 
 use gst::glib::translate::*;
 
+use std::os::fd::OwnedFd;
+
 use super::codec::{Reader, Writer};
 use super::objects::{decode_context, encode_context};
 use super::value::{decode_structure, encode_structure};
 use super::{WireError, check, metas};
+use crate::memory::{self, FdKind};
 
 pub const HEADER_LEN: usize = 12;
 /// Largest body accepted: room for an uncompressed 8K RGBA frame with headroom.
 pub const MAX_BODY_LEN: usize = 256 << 20;
 pub const MAGIC: [u8; 4] = *b"GIPC";
 pub const PROTOCOL_VERSION: u16 = 1;
+/// Fds attached to one frame: one per memory of a buffer.
+pub const MAX_FDS: usize = 16;
+/// Memories in one buffer.
+pub const MAX_MEMORIES: usize = 64;
 
 /// Feature bits exchanged in [`Hello`]; an optional feature is used only when both sides set it.
 pub mod features {
-    /// Reserved for fd-backed memory passed with SCM_RIGHTS.
+    /// fd-backed memory crosses as the fd (SCM_RIGHTS), over a unix socket.
     pub const FD_MEMORY: u64 = 1 << 0;
     /// Reserved for clock and base-time sharing.
     pub const CLOCK_SYNC: u64 = 1 << 1;
     /// What this build implements.
-    pub const SUPPORTED: u64 = 0;
+    pub const SUPPORTED: u64 = FD_MEMORY;
 }
 
 #[repr(u8)]
@@ -36,6 +43,8 @@ pub enum FrameType {
     Message = 7,
     Reply = 8,
     Context = 9,
+    /// The receiver let go of the fd memory of the buffer sent with this frame's id.
+    Release = 10,
 }
 
 impl TryFrom<u8> for FrameType {
@@ -51,6 +60,7 @@ impl TryFrom<u8> for FrameType {
             7 => FrameType::Message,
             8 => FrameType::Reply,
             9 => FrameType::Context,
+            10 => FrameType::Release,
             _ => return Err(WireError::UnknownFrameType(v)),
         })
     }
@@ -80,7 +90,8 @@ impl Header {
                 max: MAX_BODY_LEN,
             });
         }
-        if n_fds != 0 {
+        // Only buffers lend memory as fds.
+        if n_fds != 0 && frame_type != FrameType::Buffer || n_fds as usize > MAX_FDS {
             return Err(WireError::UnexpectedFds);
         }
         Ok(Header {
@@ -166,6 +177,7 @@ pub enum Frame {
     /// A context the master pipeline gives its sink (`gst_element_set_context`), for the
     /// slave pipeline to hand to its elements as a bin does. No reply.
     Context(gst::Context),
+    Release,
 }
 
 impl Frame {
@@ -180,6 +192,7 @@ impl Frame {
             Frame::Message(_) => FrameType::Message,
             Frame::Reply(_) => FrameType::Reply,
             Frame::Context(_) => FrameType::Context,
+            Frame::Release => FrameType::Release,
         }
     }
 }
@@ -199,28 +212,7 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.u8(h.role as u8);
             w.u64(h.features);
         }
-        Frame::Buffer(b) => {
-            for v in [b.pts(), b.dts(), b.duration()] {
-                w.u64(v.into_glib());
-            }
-            w.u64(b.offset());
-            w.u64(b.offset_end());
-            w.u32(b.flags().bits());
-            metas::encode(&mut w, b);
-            let at = w.len();
-            w.u32(0);
-            let mut n = 0usize;
-            for mem in b.iter_memories() {
-                if let Ok(m) = mem.map_readable() {
-                    w.raw(m.as_slice());
-                    n += m.size();
-                }
-            }
-            let mut out = w.into_inner();
-            out[at..at + 4].copy_from_slice(&(n as u32).to_le_bytes());
-            finish_header(&mut out, id, FrameType::Buffer);
-            return out;
-        }
+        Frame::Buffer(b) => return encode_buffer(id, b, false).0,
         Frame::Event { target, event } => {
             w.u8(*target as u8);
             w.u32(event.type_().into_glib() as u32);
@@ -237,7 +229,7 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.u8(from.into_glib() as u8);
             w.u8(to.into_glib() as u8);
         }
-        Frame::StateLost => {}
+        Frame::StateLost | Frame::Release => {}
         Frame::Context(c) => encode_context(&mut w, c),
         Frame::Message(m) => {
             w.u32(m.type_.into_glib());
@@ -270,6 +262,49 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
     out
 }
 
+/// Encodes a buffer frame. With `lend_fds`, memory backed by an fd (memfd, dmabuf) is sent
+/// as a reference to that fd, which the caller attaches to the frame in the returned order;
+/// everything else is copied into the frame.
+pub fn encode_buffer(
+    id: u32,
+    b: &gst::BufferRef,
+    lend_fds: bool,
+) -> (Vec<u8>, Vec<std::os::fd::BorrowedFd<'_>>) {
+    let mut w = Writer::with_capacity(HEADER_LEN + 64 + if lend_fds { 0 } else { b.size() });
+    w.raw(&[0; HEADER_LEN]);
+    for v in [b.pts(), b.dts(), b.duration()] {
+        w.u64(v.into_glib());
+    }
+    w.u64(b.offset());
+    w.u64(b.offset_end());
+    w.u32(b.flags().bits());
+    metas::encode(&mut w, b);
+    let mut fds = Vec::new();
+    let n = b.n_memory().min(MAX_MEMORIES);
+    w.len32(n);
+    for mem in (0..n).map(|i| b.peek_memory(i)) {
+        match memory::export(mem).filter(|_| lend_fds && fds.len() < MAX_FDS) {
+            Some(e) => {
+                w.u8(e.kind as u8);
+                w.u64(e.offset);
+                w.u64(e.size);
+                fds.push(e.fd);
+            }
+            None => {
+                w.u8(0);
+                match mem.map_readable() {
+                    Ok(m) => w.bytes(m.as_slice()),
+                    Err(_) => w.bytes(&[]),
+                }
+            }
+        }
+    }
+    let mut out = w.into_inner();
+    finish_header(&mut out, id, FrameType::Buffer);
+    out[6..8].copy_from_slice(&(fds.len() as u16).to_le_bytes());
+    (out, fds)
+}
+
 fn finish_header(out: &mut [u8], id: u32, t: FrameType) {
     let len = (out.len() - HEADER_LEN) as u32;
     out[0..4].copy_from_slice(&len.to_le_bytes());
@@ -278,6 +313,11 @@ fn finish_header(out: &mut [u8], id: u32, t: FrameType) {
     out[6..8].copy_from_slice(&0u16.to_le_bytes());
     out[8..12].copy_from_slice(&id.to_le_bytes());
 }
+
+/// Turns an fd that came with a frame into memory: what the channel does with
+/// [`crate::memory::import`], plus the bookkeeping that tells the sender when it is free.
+pub type FdImporter<'a> =
+    &'a mut dyn FnMut(OwnedFd, FdKind, u64, u64) -> Result<gst::Memory, WireError>;
 
 fn put_structure(w: &mut Writer, s: Option<&gst::StructureRef>) {
     match s {
@@ -316,10 +356,26 @@ fn get_clock_time(r: &mut Reader) -> Result<Option<gst::ClockTime>, WireError> {
     Ok(unsafe { from_glib(v) })
 }
 
-/// Decodes a body. `body` is taken by value so that buffer payloads become GstMemory without
-/// another copy.
+/// Decodes a body that came without fds. `body` is taken by value so that buffer payloads
+/// become GstMemory without another copy.
 pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
+    decode_with_fds(header, body, Vec::new(), &mut |_, _, _, _| {
+        Err(WireError::UnexpectedFds)
+    })
+}
+
+/// Decodes a body and the fds that came with it: each fd reference of a buffer takes the next
+/// fd, and every fd must be taken.
+pub fn decode_with_fds(
+    header: &Header,
+    body: Vec<u8>,
+    fds: Vec<OwnedFd>,
+    import: FdImporter<'_>,
+) -> Result<Frame, WireError> {
     check::init();
+    if fds.len() != header.n_fds as usize {
+        return Err(WireError::UnexpectedFds);
+    }
     if body.len() != header.len as usize {
         return Err(WireError::Truncated {
             wanted: header.len as usize,
@@ -352,20 +408,47 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
             let offset_end = r.u64()?;
             let flags = gst::BufferFlags::from_bits_truncate(r.u32()?);
             let metas = metas::decode(&mut r)?;
-            let size = r.u32()? as usize;
-            let start = r.position();
-            r.take(size)?;
+            let n = r.count(MAX_MEMORIES, 1)?;
+            // Inline data stays in `body`; each region becomes a share of it.
+            let mut regions = Vec::with_capacity(n);
+            let mut fds = fds.into_iter();
+            for _ in 0..n {
+                match r.u8()? {
+                    0 => {
+                        let len = r.u32()? as usize;
+                        let start = r.position();
+                        r.take(len)?;
+                        regions.push(Region::Inline(start, len));
+                    }
+                    k => {
+                        let kind = FdKind::from_u8(k).ok_or(bad("memory kind", k as i64))?;
+                        let (offset, size) = (r.u64()?, r.u64()?);
+                        let fd = fds.next().ok_or(WireError::UnexpectedFds)?;
+                        regions.push(Region::Fd(fd, kind, offset, size));
+                    }
+                }
+            }
             r.finish()?;
-            let mut buffer = if size == 0 {
-                gst::Buffer::new()
-            } else {
-                let mut mem = gst::Memory::from_mut_slice(body);
-                mem.get_mut().unwrap().resize(start..start + size);
-                let mut b = gst::Buffer::new();
-                b.get_mut().unwrap().append_memory(mem);
-                b
-            };
+            if fds.next().is_some() {
+                return Err(WireError::UnexpectedFds);
+            }
+            let mut buffer = gst::Buffer::new();
             let b = buffer.get_mut().unwrap();
+            let inline = regions
+                .iter()
+                .any(|r| matches!(r, Region::Inline(_, l) if *l > 0));
+            let body = inline.then(|| gst::Memory::from_mut_slice(body));
+            for region in regions {
+                match region {
+                    Region::Inline(_, 0) => {}
+                    Region::Inline(start, len) => {
+                        b.append_memory(body.as_ref().unwrap().share(start..start + len));
+                    }
+                    Region::Fd(fd, kind, offset, size) => {
+                        b.append_memory(import(fd, kind, offset, size)?)
+                    }
+                }
+            }
             b.set_pts(pts);
             b.set_dts(dts);
             b.set_duration(duration);
@@ -432,6 +515,7 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
             Frame::StateChange { from, to }
         }
         FrameType::StateLost => Frame::StateLost,
+        FrameType::Release => Frame::Release,
         FrameType::Context => Frame::Context(decode_context(&mut r, 1)?),
         FrameType::Message => {
             let raw_type = r.u32()?;
@@ -475,6 +559,12 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
     };
     r.finish()?;
     Ok(frame)
+}
+
+/// Where one memory of a buffer frame is: inline in the body (start, length), or an fd.
+enum Region {
+    Inline(usize, usize),
+    Fd(OwnedFd, FdKind, u64, u64),
 }
 
 fn get_target(r: &mut Reader) -> Result<Target, WireError> {

@@ -91,8 +91,10 @@ fn forged(kind: u8, body: impl FnOnce(&mut Writer), data_len: usize) -> Result<F
     let at = w.placeholder_u32();
     body(&mut w);
     w.patch_u32(at, (w.len() - at - 4) as u32);
-    w.u32(data_len as u32);
-    w.raw(&vec![0u8; data_len]);
+    // One memory, inline.
+    w.u32(1);
+    w.u8(0);
+    w.bytes(&vec![0u8; data_len]);
     let mut bytes = w.into_inner();
     let len = (bytes.len() - HEADER_LEN) as u32;
     bytes[0..4].copy_from_slice(&len.to_le_bytes());

@@ -61,6 +61,8 @@ pub enum WireError {
     UnexpectedFds,
     #[error("{0}")]
     BadMeta(&'static str),
+    #[error("memory from the peer refused: {0}")]
+    BadMemory(String),
     #[error("a {what} without its field {field:?} of the expected type")]
     MissingField { what: &'static str, field: String },
 }
