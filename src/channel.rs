@@ -551,7 +551,11 @@ impl Inner {
                     ));
                 }
                 s.in_flight -= 1;
+                // FLUSHING only says the slave dropped a buffer while a flush or a state
+                // change was under way, which the master started itself: kept, it would fail
+                // the first buffers after that flush (a reply can arrive after the reset).
                 if let Err(e) = f.into_result()
+                    && e != gst::FlowError::Flushing
                     && s.flow.is_none()
                 {
                     s.flow = Some(e);

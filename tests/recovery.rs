@@ -63,6 +63,10 @@ impl Drop for CSlave {
 fn launch_master(fd: &OwnedFd) -> std::process::Child {
     let exe = std::env::current_exe().unwrap();
     let target = exe.parent().unwrap().parent().unwrap();
+    assert!(
+        target.join("libgstrsipcpipeline.so").exists(),
+        "the plugin library is not built: run `cargo build` first (scripts/test does)"
+    );
     let registry = target.join("gst-launch-registry.bin");
     launcher::spawn_with_fds(
         Command::new("gst-launch-1.0")

@@ -24,6 +24,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_READ_CHUNK_SIZE: u32 = 65536;
+/// How long a state request waits for the slave pipeline to finish continuing to PLAYING.
+const CONTINUE_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 
 /// What the master sent that must be pushed in stream order by the streaming thread.
 enum Item {
@@ -279,6 +281,13 @@ impl IpcPipelineSrc {
             );
             return gst::StateChangeReturn::Failure;
         };
+        // A pipeline that prerolled and is continuing to PLAYING on its own does so on a
+        // thread of its bin that needs the state lock: let it get there first, or a request
+        // made meanwhile is answered ASYNC with no ASYNC_DONE ever to follow. It needs no
+        // data, so this is short.
+        if where_it_stands(&pipeline).2 {
+            let _ = pipeline.state(CONTINUE_WAIT);
+        }
         // Requests from several masters come on their own threads: one at a time.
         let _lock = StateLock::new(pipeline.upcast_ref());
         *self.wanted.lock().unwrap() = Some(to);
