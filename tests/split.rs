@@ -41,11 +41,18 @@ fn test_buffers(n: u64) -> Vec<gst::Buffer> {
         .collect()
 }
 
-fn push_all_and_check(slave: Slave) {
-    let (pipeline, _) = master(
+/// Pushes 200 buffers and EOS; checks what crossed; returns the slave's dump.
+fn push_all_and_check(slave: Slave) -> Vec<String> {
+    push_all_and_check_with_window(slave, 8)
+}
+
+fn push_all_and_check_with_window(slave: Slave, window: u32) -> Vec<String> {
+    let (pipeline, sink) = master(
         "appsrc name=src format=time caps=application/x-test ! rsipcpipelinesink name=sink",
         &slave,
     );
+    sink.set_property("window", window);
+    drop(sink);
     let appsrc = pipeline.by_name("src").unwrap();
     let buffers = test_buffers(200);
     pipeline.set_state(gst::State::Playing).unwrap();
@@ -72,6 +79,17 @@ fn push_all_and_check(slave: Slave) {
     assert_eq!(lines.last().unwrap(), "event eos");
 
     assert!(stop(pipeline, slave).success());
+    lines
+}
+
+/// The window only changes how far ahead the master may be: one buffer or many in flight
+/// give the same buffers and events in the same order.
+#[test]
+fn window_of_one_or_many_gives_the_same_stream() {
+    init();
+    let one = push_all_and_check_with_window(Slave::spawn("fakesink"), 1);
+    let many = push_all_and_check_with_window(Slave::spawn("fakesink"), 64);
+    assert_eq!(one, many);
 }
 
 #[test]

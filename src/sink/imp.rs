@@ -23,8 +23,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Buffers sent ahead of the slave's answers; flow errors reach upstream at most this late.
-const WINDOW: usize = 8;
+/// Buffers sent ahead of the slave's answers by default; flow errors reach upstream at most
+/// this late.
+const DEFAULT_WINDOW: u32 = 8;
 const DEFAULT_READ_CHUNK_SIZE: u32 = 4096;
 /// Where a message from the slave says which slave element posted it.
 const ORIGIN_FIELD: &str = "ipc-origin";
@@ -39,6 +40,8 @@ pub struct IpcPipelineSink {
     pending_async: AtomicBool,
     /// One ERROR per broken connection: the reader and the streaming thread may both notice.
     error_posted: AtomicBool,
+    /// The `window` property: buffers in flight before the chain function waits.
+    window: std::sync::atomic::AtomicU32,
     /// The slave lost its state and we have not yet: see [`Self::take_lost_state`].
     lost_state: Mutex<bool>,
 }
@@ -72,7 +75,8 @@ impl IpcPipelineSink {
         let Some(link) = self.link() else {
             return Err(gst::FlowError::Flushing);
         };
-        match link.channel.send_buffer(&buffer, WINDOW) {
+        let window = self.window.load(Ordering::Relaxed) as usize;
+        match link.channel.send_buffer(&buffer, window) {
             Ok(()) => Ok(gst::FlowSuccess::Ok),
             Err(ChannelError::Flow(f)) => {
                 // The slave posted its error before it answered the buffer: post it here
@@ -475,6 +479,7 @@ impl ObjectSubclass for IpcPipelineSink {
             link: LinkSlot::default(),
             pending_async: AtomicBool::new(false),
             error_posted: AtomicBool::new(false),
+            window: std::sync::atomic::AtomicU32::new(DEFAULT_WINDOW),
             lost_state: Mutex::new(false),
         }
     }
@@ -482,8 +487,23 @@ impl ObjectSubclass for IpcPipelineSink {
 
 impl ObjectImpl for IpcPipelineSink {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> =
-            LazyLock::new(|| settings::properties(DEFAULT_READ_CHUNK_SIZE));
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut p = settings::properties(DEFAULT_READ_CHUNK_SIZE);
+            p.push(
+                glib::ParamSpecUInt::builder("window")
+                    .nick("Window")
+                    .blurb(
+                        "Buffers sent before the slave answers the first of them; a flow error \
+                         from the slave reaches upstream at most this many buffers late",
+                    )
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(DEFAULT_WINDOW)
+                    .mutable_playing()
+                    .build(),
+            );
+            p
+        });
         PROPERTIES.as_ref()
     }
 
@@ -497,10 +517,17 @@ impl ObjectImpl for IpcPipelineSink {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        self.settings.lock().unwrap().set(pspec.name(), value);
+        if pspec.name() == "window" {
+            self.window.store(value.get().unwrap(), Ordering::Relaxed);
+        } else {
+            self.settings.lock().unwrap().set(pspec.name(), value);
+        }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "window" {
+            return self.window.load(Ordering::Relaxed).to_value();
+        }
         self.settings.lock().unwrap().get(pspec.name()).unwrap()
     }
 
