@@ -130,8 +130,8 @@ fn main() {
                     rep + 1,
                     size.name,
                     path.name(),
-                    t.buffers_per_s,
-                    t.mb_per_s,
+                    t.m.buffers_per_s,
+                    t.m.mb_per_s,
                     t.error
                         .as_deref()
                         .map(|e| format!("  ({e})"))

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::run::{Outcome, Path, Size};
-use crate::stats::median;
+use crate::stats::{Measures, median};
 
 #[derive(Serialize)]
 pub struct Machine {
@@ -56,12 +56,8 @@ pub struct Cell {
     pub size: String,
     pub bytes: usize,
     pub path: Path,
-    pub buffers_per_s: f64,
-    pub mb_per_s: f64,
-    pub lat_p50_us: f64,
-    pub lat_p99_us: f64,
-    pub master_cpu_us_per_buffer: f64,
-    pub slave_cpu_us_per_buffer: f64,
+    #[serde(flatten)]
+    pub m: Measures,
     pub failures: Vec<String>,
 }
 
@@ -90,19 +86,27 @@ pub fn cells(
                     .collect()
             };
             let (t, l) = (of(throughput), of(latency));
-            let m = |runs: &[Outcome], f: fn(&Outcome) -> f64| {
-                median(runs.iter().filter(|o| o.error.is_none()).map(f).collect())
+            let m = |runs: &[Outcome], f: fn(&Measures) -> f64| {
+                median(
+                    runs.iter()
+                        .filter(|o| o.error.is_none())
+                        .map(|o| f(&o.m))
+                        .collect(),
+                )
             };
+            // Throughput and CPU from the throughput runs, latency from the paced ones.
             out.push(Cell {
                 size: size.name.to_string(),
                 bytes: size.bytes,
                 path,
-                buffers_per_s: m(&t, |o| o.buffers_per_s),
-                mb_per_s: m(&t, |o| o.mb_per_s),
-                lat_p50_us: m(&l, |o| o.lat_p50_us),
-                lat_p99_us: m(&l, |o| o.lat_p99_us),
-                master_cpu_us_per_buffer: m(&t, |o| o.master_cpu_us_per_buffer),
-                slave_cpu_us_per_buffer: m(&t, |o| o.slave_cpu_us_per_buffer),
+                m: Measures {
+                    buffers_per_s: m(&t, |x| x.buffers_per_s),
+                    mb_per_s: m(&t, |x| x.mb_per_s),
+                    lat_p50_us: m(&l, |x| x.lat_p50_us),
+                    lat_p99_us: m(&l, |x| x.lat_p99_us),
+                    master_cpu_us_per_buffer: m(&t, |x| x.master_cpu_us_per_buffer),
+                    slave_cpu_us_per_buffer: m(&t, |x| x.slave_cpu_us_per_buffer),
+                },
                 failures: t.iter().chain(&l).filter_map(|o| o.error.clone()).collect(),
             });
         }
@@ -132,7 +136,7 @@ pub fn table(cells: &[Cell]) -> String {
             cells
                 .iter()
                 .find(|o| o.bytes == c.bytes && o.path == p)
-                .map_or(f64::NAN, |o| o.buffers_per_s)
+                .map_or(f64::NAN, |o| o.m.buffers_per_s)
         };
         let failed = if c.failures.is_empty() {
             String::new()
@@ -144,14 +148,14 @@ pub fn table(cells: &[Cell]) -> String {
             "| {} | {}{failed} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.size,
             c.path.name(),
-            num(c.buffers_per_s, 0),
-            num(c.mb_per_s, 1),
-            num(c.buffers_per_s / of(Path::CIpc), 2),
-            num(c.buffers_per_s / of(Path::Queue), 2),
-            num(c.lat_p50_us, 1),
-            num(c.lat_p99_us, 1),
-            num(c.master_cpu_us_per_buffer, 2),
-            num(c.slave_cpu_us_per_buffer, 2),
+            num(c.m.buffers_per_s, 0),
+            num(c.m.mb_per_s, 1),
+            num(c.m.buffers_per_s / of(Path::CIpc), 2),
+            num(c.m.buffers_per_s / of(Path::Queue), 2),
+            num(c.m.lat_p50_us, 1),
+            num(c.m.lat_p99_us, 1),
+            num(c.m.master_cpu_us_per_buffer, 2),
+            num(c.m.slave_cpu_us_per_buffer, 2),
         );
     }
     s
@@ -169,12 +173,12 @@ pub fn plot(cells: &[Cell], paths: &[Path], file: &std::path::Path) -> Result<()
     );
     let max_mb = cells
         .iter()
-        .map(|c| c.mb_per_s)
+        .map(|c| c.m.mb_per_s)
         .filter(|v| ok(*v))
         .fold(1.0, f64::max);
     let min_mb = cells
         .iter()
-        .map(|c| c.mb_per_s)
+        .map(|c| c.m.mb_per_s)
         .filter(|v| ok(*v))
         .fold(max_mb, f64::min);
     let mut chart = ChartBuilder::on(&root)
@@ -198,8 +202,8 @@ pub fn plot(cells: &[Cell], paths: &[Path], file: &std::path::Path) -> Result<()
         let color = Palette99::pick(i).to_rgba();
         let points: Vec<(f64, f64)> = cells
             .iter()
-            .filter(|c| c.path == path && ok(c.mb_per_s))
-            .map(|c| (c.bytes as f64, c.mb_per_s))
+            .filter(|c| c.path == path && ok(c.m.mb_per_s))
+            .map(|c| (c.bytes as f64, c.m.mb_per_s))
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(3)))

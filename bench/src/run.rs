@@ -14,7 +14,7 @@ use gstrsipcpipeline::launcher;
 use serde::Serialize;
 
 use crate::benchsrc::monotonic_ns;
-use crate::stats::{self, Arrivals};
+use crate::stats::{self, Arrivals, Measures};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -112,12 +112,8 @@ pub struct Outcome {
     pub size: usize,
     pub buffers: u64,
     pub seconds: f64,
-    pub buffers_per_s: f64,
-    pub mb_per_s: f64,
-    pub lat_p50_us: f64,
-    pub lat_p99_us: f64,
-    pub master_cpu_us_per_buffer: f64,
-    pub slave_cpu_us_per_buffer: f64,
+    #[serde(flatten)]
+    pub m: Measures,
     pub error: Option<String>,
 }
 
@@ -145,12 +141,14 @@ pub fn run(path: Path, size: &Size, count: u64, interval_ns: u64) -> Outcome {
                 size: size.bytes,
                 buffers: a.received,
                 seconds,
-                buffers_per_s: per_s,
-                mb_per_s: per_s * size.bytes as f64 / 1e6,
-                lat_p50_us: a.lat_p50_ns as f64 / 1e3,
-                lat_p99_us: a.lat_p99_ns as f64 / 1e3,
-                master_cpu_us_per_buffer: master_cpu as f64 / 1e3 / count as f64,
-                slave_cpu_us_per_buffer: a.cpu_ns as f64 / 1e3 / count as f64,
+                m: Measures {
+                    buffers_per_s: per_s,
+                    mb_per_s: per_s * size.bytes as f64 / 1e6,
+                    lat_p50_us: a.lat_p50_ns as f64 / 1e3,
+                    lat_p99_us: a.lat_p99_ns as f64 / 1e3,
+                    master_cpu_us_per_buffer: master_cpu as f64 / 1e3 / count as f64,
+                    slave_cpu_us_per_buffer: a.cpu_ns as f64 / 1e3 / count as f64,
+                },
                 error: None,
             }
         }
@@ -159,12 +157,7 @@ pub fn run(path: Path, size: &Size, count: u64, interval_ns: u64) -> Outcome {
             size: size.bytes,
             buffers: 0,
             seconds: f64::NAN,
-            buffers_per_s: f64::NAN,
-            mb_per_s: f64::NAN,
-            lat_p50_us: f64::NAN,
-            lat_p99_us: f64::NAN,
-            master_cpu_us_per_buffer: f64::NAN,
-            slave_cpu_us_per_buffer: f64::NAN,
+            m: Measures::NONE,
             error: Some(e),
         },
     }

@@ -87,6 +87,29 @@ pub fn process_cpu_ns() -> u64 {
     ns(ru.ru_utime) + ns(ru.ru_stime)
 }
 
+/// What a transport achieved, in the units the report shows.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Measures {
+    pub buffers_per_s: f64,
+    pub mb_per_s: f64,
+    pub lat_p50_us: f64,
+    pub lat_p99_us: f64,
+    pub master_cpu_us_per_buffer: f64,
+    pub slave_cpu_us_per_buffer: f64,
+}
+
+impl Measures {
+    /// Nothing measured (the run failed).
+    pub const NONE: Measures = Measures {
+        buffers_per_s: f64::NAN,
+        mb_per_s: f64::NAN,
+        lat_p50_us: f64::NAN,
+        lat_p99_us: f64::NAN,
+        master_cpu_us_per_buffer: f64::NAN,
+        slave_cpu_us_per_buffer: f64::NAN,
+    };
+}
+
 /// The median of some numbers (of repetitions).
 pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
