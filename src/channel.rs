@@ -53,6 +53,9 @@ pub enum ChannelError {
 /// Buffers lent as fds at once; beyond, buffers are copied, so that a peer that never
 /// releases cannot pin the whole pool (or all our fds).
 const MAX_LENT: usize = 64;
+/// Copied bytes in flight: with large frames, the window in buffers would let the slave
+/// hold too many copies.
+const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
 /// Fds received and not yet taken by their frame.
 const MAX_PENDING_FDS: usize = 4 * wire::MAX_FDS;
 
@@ -80,6 +83,9 @@ struct Shared {
     pending: HashMap<u32, Option<Reply>>,
     flushing: bool,
     in_flight: usize,
+    /// Bytes copied into the frames of the buffers in flight, oldest first: the peer holds
+    /// a copy of each until it answers.
+    in_flight_bytes: std::collections::VecDeque<usize>,
     /// The first non-OK flow return of the peer since the last flow reset.
     flow: Option<gst::FlowError>,
     /// Buffers whose memory the peer holds as fds, by the id of the frame that lent them:
@@ -230,6 +236,21 @@ impl Channel {
             .write(&wire::encode(id, &Frame::Reply(reply)), &[])
     }
 
+    /// Several replies in one write.
+    pub fn replies(
+        &self,
+        replies: impl IntoIterator<Item = (u32, Reply)>,
+    ) -> Result<(), ChannelError> {
+        let bytes: Vec<u8> = replies
+            .into_iter()
+            .flat_map(|(id, r)| wire::encode(id, &Frame::Reply(r)))
+            .collect();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.inner.write(&bytes, &[])
+    }
+
     /// Sends a request and waits for its reply. `timeout: None` waits as long as the peer is
     /// connected (data flow that a paused pipeline legitimately holds back); a flush cancels
     /// the wait when `cancel_on_flush` is set.
@@ -303,7 +324,8 @@ impl Channel {
             if let Some(f) = s.flow {
                 return Err(ChannelError::Flow(f));
             }
-            if s.in_flight < window.max(1) {
+            let copied: usize = s.in_flight_bytes.iter().sum();
+            if s.in_flight == 0 || (s.in_flight < window.max(1) && copied < MAX_IN_FLIGHT_BYTES) {
                 break;
             }
             s = self.inner.cond.wait(s).unwrap();
@@ -313,6 +335,7 @@ impl Channel {
         drop(s);
         let id = self.inner.next_id();
         let (bytes, fds) = wire::encode_buffer(id, buffer, lend);
+        self.inner.lock().in_flight_bytes.push_back(bytes.len());
         if fds.is_empty() {
             return self.inner.write(&bytes, &[]);
         }
@@ -551,6 +574,10 @@ impl Inner {
                     ));
                 }
                 s.in_flight -= 1;
+                s.in_flight_bytes.pop_front();
+                if s.in_flight == 0 {
+                    s.in_flight_bytes.clear();
+                }
                 // FLUSHING only says the slave dropped a buffer while a flush or a state
                 // change was under way, which the master started itself: kept, it would fail
                 // the first buffers after that flush (a reply can arrive after the reset).

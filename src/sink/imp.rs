@@ -23,9 +23,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Buffers sent ahead of the slave's answers by default; flow errors reach upstream at most
-/// this late.
-const DEFAULT_WINDOW: u32 = 8;
+/// Buffers sent ahead of the slave's answers by default (the slave answers them in batches);
+/// flow errors reach upstream at most this late. Copies in flight are also bounded in bytes.
+const DEFAULT_WINDOW: u32 = 32;
 const DEFAULT_READ_CHUNK_SIZE: u32 = 4096;
 /// Where a message from the slave says which slave element posted it.
 const ORIGIN_FIELD: &str = "ipc-origin";

@@ -24,6 +24,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_READ_CHUNK_SIZE: u32 = 65536;
+/// Flow returns gathered at most before they are sent.
+const MAX_HELD_FLOWS: usize = 32;
 /// How long a state request waits for the slave pipeline to finish continuing to PLAYING.
 const CONTINUE_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 
@@ -63,6 +65,8 @@ pub struct IpcPipelineSrc {
     linked: (Mutex<()>, Condvar),
     /// The state the master last asked for, see [`Self::apply_state_change`].
     wanted: Mutex<Option<gst::State>>,
+    /// Flow returns of pushed buffers not sent yet: see [`Self::answer_flows`].
+    flows: Mutex<Vec<(u32, Reply)>>,
 }
 
 impl IpcPipelineSrc {
@@ -121,6 +125,8 @@ impl IpcPipelineSrc {
         for item in items {
             self.refuse(item, gst::FlowError::Flushing);
         }
+        // Every buffer sent gets its answer, held back or not.
+        self.answer_flows();
     }
 
     fn unflush(&self) {
@@ -145,6 +151,7 @@ impl IpcPipelineSrc {
             let mut q = self.queue.lock().unwrap();
             loop {
                 if q.flushing {
+                    self.answer_flows();
                     // Paused with the queue locked: a flush-stop that unflushes, queues and
                     // restarts the task takes this lock first, so its restart always comes
                     // after this pause instead of being undone by it.
@@ -154,6 +161,7 @@ impl IpcPipelineSrc {
                 if let Some(item) = q.items.pop_front() {
                     break (item, q.epoch);
                 }
+                self.answer_flows();
                 q = self.queue_cond.wait(q).unwrap();
             }
         };
@@ -168,16 +176,37 @@ impl IpcPipelineSrc {
                         q.flow = Err(e);
                     }
                 }
-                self.reply(id, Reply::Flow(flow.into()));
+                let mut flows = self.flows.lock().unwrap();
+                flows.push((id, Reply::Flow(flow.into())));
+                if flows.len() >= MAX_HELD_FLOWS {
+                    drop(flows);
+                    self.answer_flows();
+                }
             }
             Item::Event(id, event) => {
+                // The answers for the buffers before it go first.
+                self.answer_flows();
                 let ok = self.srcpad.push_event(event);
                 self.reply(id, Reply::Bool(ok));
             }
             Item::Query(id, mut query) => {
+                self.answer_flows();
                 let ok = self.srcpad.peer_query(query.make_mut());
                 self.reply(id, query_reply(ok, &query));
             }
+        }
+    }
+
+    /// Sends the flow returns held back. While more buffers wait in the queue, their answers
+    /// are gathered and sent in one write (before the task waits, pauses or handles anything
+    /// else): one syscall for a run of buffers instead of one each.
+    fn answer_flows(&self) {
+        let flows = std::mem::take(&mut *self.flows.lock().unwrap());
+        if flows.is_empty() {
+            return;
+        }
+        if let Some(link) = self.link() {
+            let _ = link.channel.replies(flows);
         }
     }
 
@@ -625,6 +654,7 @@ impl ObjectSubclass for IpcPipelineSrc {
             queue_cond: Condvar::new(),
             linked: (Mutex::new(()), Condvar::new()),
             wanted: Mutex::new(None),
+            flows: Mutex::new(Vec::new()),
         }
     }
 }
@@ -725,6 +755,8 @@ impl ElementImpl for IpcPipelineSrc {
         if transition == gst::StateChange::PausedToReady {
             self.flush_queue();
             let _ = self.srcpad.stop_task();
+            // The task may have stopped holding the answer of its last push.
+            self.answer_flows();
         }
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToPaused {
