@@ -53,6 +53,24 @@ impl Slave {
         }
     }
 
+    /// Spawns gst-ipc-slave on a socketpair without a dump (for very long streams).
+    pub fn spawn_quiet(description: &str) -> Slave {
+        let (ours, theirs) = launcher::socketpair().unwrap();
+        let child = launcher::spawn_with_fds(
+            Command::new(env!("CARGO_BIN_EXE_gst-ipc-slave"))
+                .args(["--fd", "3"])
+                .arg(description),
+            &[&theirs],
+        )
+        .unwrap();
+        Slave {
+            child,
+            fds: (ours, None),
+            more: Vec::new(),
+            dump: tempfile::NamedTempFile::new().unwrap(),
+        }
+    }
+
     /// Spawns gst-ipc-slave with `n` connections; `description` is the whole slave pipeline,
     /// with srcs named ipcsrc0 .. ipcsrc{n-1}. Attach each with [`Slave::attach_nth`].
     pub fn spawn_many(n: usize, description: &str) -> Slave {
