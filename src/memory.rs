@@ -46,6 +46,9 @@ impl FdKind {
     }
 }
 
+/// `f_type` of the dma-buf pseudo-filesystem (linux/magic.h).
+const DMA_BUF_MAGIC: u64 = 0x444d_4142;
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MemoryError {
     #[error("an fd of the wrong kind ({0})")]
@@ -108,14 +111,10 @@ pub fn import(
             st.st_size as u64
         }
         FdKind::Dmabuf => {
-            let st = rustix::fs::fstat(&fd).map_err(MemoryError::Io)?;
-            let t = rustix::fs::FileType::from_raw_mode(st.st_mode);
-            if t.is_dir()
-                || t.is_socket()
-                || t.is_fifo()
-                || t.is_block_device()
-                || t.is_char_device()
-            {
+            // Only a real dmabuf: any other file (a regular one the peer could truncate under
+            // our mapping, a socket, a device) is refused by the filesystem it lives on.
+            let fs = rustix::fs::fstatfs(&fd).map_err(MemoryError::Io)?;
+            if fs.f_type as u64 != DMA_BUF_MAGIC {
                 return Err(MemoryError::WrongKind("not a dmabuf"));
             }
             // A dmabuf tells its size by seeking to its end; it cannot change size.
@@ -328,6 +327,13 @@ mod tests {
         let (a, _b) = crate::launcher::socketpair().unwrap();
         assert!(matches!(
             import(a, FdKind::Dmabuf, 0, 1),
+            Err(MemoryError::WrongKind(_))
+        ));
+        // A file the peer could still truncate, passed off as a dmabuf to dodge the seals.
+        let unsealed = rustix::fs::memfd_create("t", MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&unsealed, 4096).unwrap();
+        assert!(matches!(
+            import(unsealed, FdKind::Dmabuf, 0, 16),
             Err(MemoryError::WrongKind(_))
         ));
 
