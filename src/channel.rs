@@ -83,9 +83,10 @@ struct Shared {
     pending: HashMap<u32, Option<Reply>>,
     flushing: bool,
     in_flight: usize,
-    /// Bytes copied into the frames of the buffers in flight, oldest first: the peer holds
-    /// a copy of each until it answers.
+    /// Bytes copied into the frames of the buffers in flight, oldest first, and their sum:
+    /// the peer holds a copy of each until it answers.
     in_flight_bytes: std::collections::VecDeque<usize>,
+    copied: usize,
     /// The first non-OK flow return of the peer since the last flow reset.
     flow: Option<gst::FlowError>,
     /// Buffers whose memory the peer holds as fds, by the id of the frame that lent them:
@@ -197,12 +198,7 @@ impl Channel {
 
     /// Whether fd-backed memory crosses as fds: both ends said so in their greetings.
     pub fn fd_memory(&self) -> bool {
-        self.inner.can_pass_fds
-            && self
-                .inner
-                .lock()
-                .peer
-                .is_some_and(|h| h.features & wire::features::FD_MEMORY != 0)
+        self.fd_memory_locked(&self.inner.lock())
     }
 
     pub fn ack_time(&self) -> Duration {
@@ -324,25 +320,32 @@ impl Channel {
             if let Some(f) = s.flow {
                 return Err(ChannelError::Flow(f));
             }
-            let copied: usize = s.in_flight_bytes.iter().sum();
-            if s.in_flight == 0 || (s.in_flight < window.max(1) && copied < MAX_IN_FLIGHT_BYTES) {
+            if s.in_flight == 0 || (s.in_flight < window.max(1) && s.copied < MAX_IN_FLIGHT_BYTES) {
                 break;
             }
             s = self.inner.cond.wait(s).unwrap();
         }
-        s.in_flight += 1;
-        let lend = s.lent.len() < MAX_LENT && self.fd_memory_locked(&s);
-        drop(s);
         let id = self.inner.next_id();
-        let (bytes, fds) = wire::encode_buffer(id, buffer, lend);
-        self.inner.lock().in_flight_bytes.push_back(bytes.len());
-        if fds.is_empty() {
-            return self.inner.write(&bytes, &[]);
+        let lend = s.lent.len() < MAX_LENT && self.fd_memory_locked(&s);
+        // What the frame copies, and whether the peer will hold our memory: known before
+        // encoding, so that one lock takes both.
+        let copied: usize = buffer
+            .iter_memories()
+            .filter(|m| !lend || crate::memory::export(m).is_none())
+            .map(|m| m.size())
+            .sum();
+        s.in_flight += 1;
+        s.in_flight_bytes.push_back(copied);
+        s.copied += copied;
+        let lent = copied < buffer.size();
+        if lent {
+            // Kept before the peer can release it.
+            s.lent.insert(id, buffer.clone());
         }
-        // Kept before the peer can release it.
-        self.inner.lock().lent.insert(id, buffer.clone());
+        drop(s);
+        let (bytes, fds) = wire::encode_buffer(id, buffer, lend);
         let r = self.inner.write(&bytes, &fds);
-        if r.is_err() {
+        if lent && (r.is_err() || fds.is_empty()) {
             self.inner.lock().lent.remove(&id);
         }
         r
@@ -574,10 +577,8 @@ impl Inner {
                     ));
                 }
                 s.in_flight -= 1;
-                s.in_flight_bytes.pop_front();
-                if s.in_flight == 0 {
-                    s.in_flight_bytes.clear();
-                }
+                let answered = s.in_flight_bytes.pop_front().unwrap_or(0);
+                s.copied -= answered;
                 // FLUSHING only says the slave dropped a buffer while a flush or a state
                 // change was under way, which the master started itself: kept, it would fail
                 // the first buffers after that flush (a reply can arrive after the reset).
@@ -666,10 +667,10 @@ impl FrameReader<'_> {
             }
             let want = out.len() - done;
             if want >= self.buf.len() {
-                done += self.receive(ReadInto::Out(&mut out[done..]))?;
+                done += self.receive(&mut out[done..])?;
             } else {
                 let mut buf = std::mem::take(&mut self.buf);
-                let r = self.receive(ReadInto::Buf(&mut buf));
+                let r = self.receive(&mut buf);
                 self.buf = buf;
                 self.end = r?;
                 self.start = 0;
@@ -679,10 +680,7 @@ impl FrameReader<'_> {
     }
 
     /// One read; on a socket that may carry fds, a recvmsg that keeps them.
-    fn receive(&mut self, into: ReadInto<'_>) -> Result<usize, ChannelError> {
-        let buf = match into {
-            ReadInto::Out(b) | ReadInto::Buf(b) => b,
-        };
+    fn receive(&mut self, buf: &mut [u8]) -> Result<usize, ChannelError> {
         if !self.inner.can_pass_fds {
             return self.read_some(|fd| rustix::io::read(fd, &mut buf[..]));
         }
@@ -773,11 +771,6 @@ fn send_with_fds(
         &mut control,
         SendFlags::NOSIGNAL,
     )
-}
-
-enum ReadInto<'a> {
-    Out(&'a mut [u8]),
-    Buf(&'a mut [u8]),
 }
 
 /// Tells the sender that the buffer it lent in frame `.1` is free. Every memory imported from
