@@ -150,8 +150,15 @@ impl IpcPipelineSrc {
         let (item, epoch) = {
             let mut q = self.queue.lock().unwrap();
             loop {
-                if q.flushing {
+                // Held answers go out before the task waits or pauses; not under the queue
+                // lock, which the reader needs to queue what arrives meanwhile.
+                if (q.flushing || q.items.is_empty()) && !self.flows.lock().unwrap().is_empty() {
+                    drop(q);
                     self.answer_flows();
+                    q = self.queue.lock().unwrap();
+                    continue;
+                }
+                if q.flushing {
                     // Paused with the queue locked: a flush-stop that unflushes, queues and
                     // restarts the task takes this lock first, so its restart always comes
                     // after this pause instead of being undone by it.
@@ -161,7 +168,6 @@ impl IpcPipelineSrc {
                 if let Some(item) = q.items.pop_front() {
                     break (item, q.epoch);
                 }
-                self.answer_flows();
                 q = self.queue_cond.wait(q).unwrap();
             }
         };
