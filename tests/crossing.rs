@@ -23,16 +23,10 @@ impl Split {
     fn new(master: &str, slave: &str) -> Split {
         let (ours, theirs) = gstrsipcpipeline::launcher::socketpair().unwrap();
         let fd = theirs.as_raw_fd();
-        let slave = gst::parse::launch(&format!(
+        let slave = pipeline(&format!(
             "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc fdin={fd} fdout={fd} ! {slave} )"
-        ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-        let master = gst::parse::launch(master)
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
+        ));
+        let master = pipeline(master);
         let sink = master.by_name("sink").unwrap();
         sink.set_property("fdin", ours.as_raw_fd());
         sink.set_property("fdout", ours.as_raw_fd());

@@ -18,15 +18,12 @@ fn mkv_file() -> tempfile::NamedTempFile {
 }
 
 fn demuxing_master(file: &tempfile::NamedTempFile) -> gst::Pipeline {
-    gst::parse::launch(&format!(
+    pipeline(&format!(
         "filesrc location={} ! matroskademux name=d \
          d.video_0 ! queue ! rsipcpipelinesink name=v \
          d.audio_0 ! queue ! rsipcpipelinesink name=a",
         file.path().display()
     ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap()
 }
 
 /// The lines of one src's stream (`src` is the dump prefix, empty with one src) since its

@@ -15,11 +15,7 @@ use gstrsipcpipeline::wire::{
 };
 
 fn sink_pipeline(fd: &OwnedFd) -> gst::Pipeline {
-    let pipeline =
-        gst::parse::launch("videotestsrc ! rsipcpipelinesink name=sink ack-time=2000000")
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
+    let pipeline = pipeline("videotestsrc ! rsipcpipelinesink name=sink ack-time=2000000");
     let sink = pipeline.by_name("sink").unwrap();
     sink.set_property("fdin", fd.as_raw_fd());
     sink.set_property("fdout", fd.as_raw_fd());

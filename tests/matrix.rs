@@ -65,13 +65,10 @@ fn run(topology: Topology, source: Source) {
     } else {
         "rsipcpipelinesink name=s1"
     };
-    let master = gst::parse::launch(&format!(
+    let master = pipeline(&format!(
         "{video} ! taginject tags=title=matrix ! queue ! rsipcpipelinesink name=s0 \
          {audio} ! queue ! {audio_sink}"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     let sink = |i: usize| master.by_name(&format!("s{i}")).unwrap();
     let slaves = match topology {
         Topology::OneSink => vec![Slave::spawn(VIDEO_SLAVE)],

@@ -23,13 +23,10 @@ struct CSlave {
 impl CSlave {
     fn new(fd: &OwnedFd) -> CSlave {
         let fd = fd.as_raw_fd();
-        let pipeline = gst::parse::launch(&format!(
+        let pipeline = pipeline(&format!(
             "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc fdin={fd} fdout={fd} ! \
              fakesink name=out sync=false )"
-        ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+        ));
         let out = pipeline.by_name("out").unwrap();
         let received = count_buffers(&out.static_pad("sink").unwrap());
         CSlave {
@@ -152,12 +149,8 @@ fn scripted_state_sequence_gives_exact_slave_state_changes() {
     use gst::State::*;
     let (slave_end, master_end) = launcher::socketpair().unwrap();
     let slave = CSlave::new(&slave_end);
-    let pipeline = gst::parse::launch(
-        "videotestsrc ! video/x-raw,width=16,height=16 ! rsipcpipelinesink name=sink",
-    )
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    let pipeline =
+        pipeline("videotestsrc ! video/x-raw,width=16,height=16 ! rsipcpipelinesink name=sink");
     let sink = pipeline.by_name("sink").unwrap();
     sink.set_property("fdin", master_end.as_raw_fd());
     sink.set_property("fdout", master_end.as_raw_fd());

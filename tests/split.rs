@@ -255,17 +255,11 @@ fn c_style_slave_follows_the_master() {
     init();
     let (ours, theirs) = gstrsipcpipeline::launcher::socketpair().unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
-    let slave = gst::parse::launch(&format!(
+    let slave = pipeline(&format!(
         "rsipcslavepipeline.( rsipcpipelinesrc fdin={fd} fdout={fd} ! fakesink name=out )"
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
+    ));
     let received = count_buffers(&slave.by_name("out").unwrap().static_pad("sink").unwrap());
-    let pipeline = gst::parse::launch("videotestsrc num-buffers=10 ! rsipcpipelinesink name=sink")
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = pipeline("videotestsrc num-buffers=10 ! rsipcpipelinesink name=sink");
     let sink = pipeline.by_name("sink").unwrap();
     sink.set_property("fdin", std::os::fd::AsRawFd::as_raw_fd(&ours));
     sink.set_property("fdout", std::os::fd::AsRawFd::as_raw_fd(&ours));

@@ -8,13 +8,6 @@ mod common;
 use common::*;
 use gst::prelude::*;
 
-fn pipeline(description: &str) -> gst::Pipeline {
-    gst::parse::launch(description)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap()
-}
-
 fn title(msg: &gst::Message) -> Option<String> {
     let gst::MessageView::Tag(t) = msg.view() else {
         return None;

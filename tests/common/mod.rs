@@ -35,53 +35,33 @@ pub struct Slave {
 impl Slave {
     /// Spawns gst-ipc-slave on one end of a non-blocking socketpair.
     pub fn spawn(description: &str) -> Slave {
-        let (ours, theirs) = launcher::socketpair().unwrap();
-        let dump = tempfile::NamedTempFile::new().unwrap();
-        let child = launcher::spawn_with_fds(
-            Command::new(env!("CARGO_BIN_EXE_gst-ipc-slave"))
-                .args(["--fd", "3", "--dump"])
-                .arg(dump.path())
-                .arg(description),
-            &[&theirs],
-        )
-        .unwrap();
-        Slave {
-            child,
-            fds: (ours, None),
-            more: Vec::new(),
-            dump,
-        }
+        Slave::launch(1, true, description)
     }
 
     /// Spawns gst-ipc-slave on a socketpair without a dump (for very long streams).
     pub fn spawn_quiet(description: &str) -> Slave {
-        let (ours, theirs) = launcher::socketpair().unwrap();
-        let child = launcher::spawn_with_fds(
-            Command::new(env!("CARGO_BIN_EXE_gst-ipc-slave"))
-                .args(["--fd", "3"])
-                .arg(description),
-            &[&theirs],
-        )
-        .unwrap();
-        Slave {
-            child,
-            fds: (ours, None),
-            more: Vec::new(),
-            dump: tempfile::NamedTempFile::new().unwrap(),
-        }
+        Slave::launch(1, false, description)
     }
 
     /// Spawns gst-ipc-slave with `n` connections; `description` is the whole slave pipeline,
     /// with srcs named ipcsrc0 .. ipcsrc{n-1}. Attach each with [`Slave::attach_nth`].
     pub fn spawn_many(n: usize, description: &str) -> Slave {
+        Slave::launch(n, true, description)
+    }
+
+    /// gst-ipc-slave on `n` socketpairs (its fds 3, 4, ...), writing a dump if asked.
+    fn launch(n: usize, dump: bool, description: &str) -> Slave {
         let pairs: Vec<(OwnedFd, OwnedFd)> =
             (0..n).map(|_| launcher::socketpair().unwrap()).collect();
-        let dump = tempfile::NamedTempFile::new().unwrap();
+        let dump_file = tempfile::NamedTempFile::new().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gst-ipc-slave"));
         for i in 0..n {
             cmd.args(["--fd", &(3 + i).to_string()]);
         }
-        cmd.arg("--dump").arg(dump.path()).arg(description);
+        if dump {
+            cmd.arg("--dump").arg(dump_file.path());
+        }
+        cmd.arg(description);
         let theirs: Vec<&OwnedFd> = pairs.iter().map(|(_, t)| t).collect();
         let child = launcher::spawn_with_fds(&mut cmd, &theirs).unwrap();
         let mut ours = pairs.into_iter().map(|(o, _)| o);
@@ -89,7 +69,7 @@ impl Slave {
             child,
             fds: (ours.next().unwrap(), None),
             more: ours.collect(),
-            dump,
+            dump: dump_file,
         }
     }
 
@@ -177,12 +157,17 @@ pub fn wait_child(mut child: Child) -> std::process::ExitStatus {
         .unwrap()
 }
 
-/// Builds the master pipeline; its rsipcpipelinesink must be named `sink`.
-pub fn master(description: &str, slave: &Slave) -> (gst::Pipeline, gst::Element) {
-    let pipeline = gst::parse::launch(description)
+/// A pipeline from a launch description.
+pub fn pipeline(description: &str) -> gst::Pipeline {
+    gst::parse::launch(description)
         .unwrap()
         .downcast::<gst::Pipeline>()
-        .unwrap();
+        .unwrap()
+}
+
+/// Builds the master pipeline; its rsipcpipelinesink must be named `sink`.
+pub fn master(description: &str, slave: &Slave) -> (gst::Pipeline, gst::Element) {
+    let pipeline = pipeline(description);
     let sink = pipeline.by_name("sink").unwrap();
     slave.attach(&sink);
     (pipeline, sink)
@@ -193,10 +178,7 @@ pub fn master(description: &str, slave: &Slave) -> (gst::Pipeline, gst::Element)
 pub fn make_file(suffix: &str, description: &str) -> tempfile::NamedTempFile {
     let file = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
     let location = file.path().display().to_string();
-    let p = gst::parse::launch(&description.replace("{location}", &location))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let p = pipeline(&description.replace("{location}", &location));
     p.set_state(gst::State::Playing).unwrap();
     wait_eos(&p);
     p.set_state(gst::State::Null).unwrap();
