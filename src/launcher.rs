@@ -15,17 +15,17 @@ pub const FIRST_CHILD_FD: i32 = 3;
 /// closes the connection.
 pub fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd]) -> io::Result<Child> {
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    // Allocated here: after fork, only async-signal-safe calls, so no allocation.
+    let mut high = vec![-1; raw.len()];
     unsafe {
         cmd.pre_exec(move || {
             // Move every source out of the target range first, so that mapping one fd cannot
-            // overwrite another that is still to be mapped. Only async-signal-safe calls here.
-            let mut high = Vec::with_capacity(raw.len());
-            for &fd in &raw {
-                let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64);
-                if h < 0 {
+            // overwrite another that is still to be mapped.
+            for (h, &fd) in high.iter_mut().zip(&raw) {
+                *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 64);
+                if *h < 0 {
                     return Err(io::Error::last_os_error());
                 }
-                high.push(h);
             }
             for (i, &h) in high.iter().enumerate() {
                 // dup2 clears FD_CLOEXEC on the target: exactly these fds are inherited.
