@@ -8,6 +8,7 @@
 //! the reader could call back into the element and wait for a reply only the reader can read.
 
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -343,9 +344,9 @@ impl Channel {
             s.lent.insert(id, buffer.clone());
         }
         drop(s);
-        let (bytes, fds) = wire::encode_buffer(id, buffer, lend);
-        let r = self.inner.write(&bytes, &fds);
-        if lent && (r.is_err() || fds.is_empty()) {
+        let frame = wire::encode_buffer(id, buffer, lend);
+        let r = self.inner.write_vectored(&mut frame.slices(), &frame.fds);
+        if lent && (r.is_err() || frame.fds.is_empty()) {
             self.inner.lock().lent.remove(&id);
         }
         r
@@ -452,27 +453,34 @@ impl Inner {
         borrow(self.rfd)
     }
 
-    /// Writes a whole frame. Frames from different threads never interleave. A full
-    /// non-blocking fd is waited on with poll, never spun on, and for at most `ack_time`.
-    /// `fds` go with the first byte of the frame (SCM_RIGHTS).
-    fn write(&self, mut data: &[u8], mut fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
+    fn write(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
+        self.write_vectored(&mut [IoSlice::new(data)], fds)
+    }
+
+    /// Writes a whole frame, given in pieces. Frames from different threads never
+    /// interleave. A full non-blocking fd is waited on with poll, never spun on, and for at
+    /// most `ack_time`. `fds` go with the first byte of the frame (SCM_RIGHTS).
+    fn write_vectored(
+        &self,
+        mut data: &mut [IoSlice<'_>],
+        mut fds: &[BorrowedFd<'_>],
+    ) -> Result<(), ChannelError> {
         let _guard = self.write_lock.lock().unwrap();
         let deadline = Instant::now() + self.ack_time;
+        IoSlice::advance_slices(&mut data, 0);
         while !data.is_empty() {
             if let Some(e) = &self.lock().closed {
                 return Err(e.clone());
             }
             let wfd = self.wfd().map_err(ChannelError::Io)?;
-            let res = if !fds.is_empty() {
+            let res = if self.wfd_is_socket {
                 send_with_fds(wfd, data, fds)
-            } else if self.wfd_is_socket {
-                rustix::net::send(wfd, data, rustix::net::SendFlags::NOSIGNAL)
             } else {
                 write_without_sigpipe(wfd, data)
             };
             match res {
                 Ok(n) => {
-                    data = &data[n..];
+                    IoSlice::advance_slices(&mut data, n);
                     fds = &[];
                 }
                 Err(Errno::INTR) => {}
@@ -505,6 +513,7 @@ impl Inner {
             start: 0,
             end: 0,
             fds: std::collections::VecDeque::new(),
+            bodies: Arc::new(BodyPool::default()),
         };
         let error = loop {
             match reader
@@ -630,6 +639,66 @@ struct FrameReader<'a> {
     end: usize,
     /// Fds received with the bytes read so far, in order, for the frames they came with.
     fds: std::collections::VecDeque<OwnedFd>,
+    bodies: Arc<BodyPool>,
+}
+
+/// Bodies of at least this size are recycled: see [`BodyPool`].
+const POOLED_BODY_MIN: usize = 256 * 1024;
+/// Free bodies kept for reuse.
+const POOLED_BODIES: usize = 4;
+
+/// Recycles the allocations of large frame bodies, which become the memory of the buffers
+/// pushed downstream. A fresh allocation of a few megabytes per video frame costs page faults
+/// and zeroing that the copy out of the socket does not.
+#[derive(Default)]
+struct BodyPool(Mutex<Vec<Vec<u8>>>);
+
+impl BodyPool {
+    fn get(self: &Arc<Self>, len: usize) -> Body {
+        let reused = if len >= POOLED_BODY_MIN {
+            let mut free = self.0.lock().unwrap();
+            free.iter()
+                .position(|b| b.len() == len)
+                .map(|i| free.remove(i))
+        } else {
+            None
+        };
+        Body {
+            data: reused.unwrap_or_else(|| vec![0; len]),
+            home: (len >= POOLED_BODY_MIN).then(|| Arc::downgrade(self)),
+        }
+    }
+}
+
+/// A frame body; a large one goes back to its pool when its last user is done with it.
+struct Body {
+    data: Vec<u8>,
+    home: Option<std::sync::Weak<BodyPool>>,
+}
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl AsMut<[u8]> for Body {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if let Some(pool) = self.home.as_ref().and_then(|h| h.upgrade()) {
+            let mut free = pool.0.lock().unwrap();
+            // The oldest goes first, so sizes from before a caps change do not stay.
+            if free.len() == POOLED_BODIES {
+                free.remove(0);
+            }
+            free.push(std::mem::take(&mut self.data));
+        }
+    }
 }
 
 impl FrameReader<'_> {
@@ -637,8 +706,8 @@ impl FrameReader<'_> {
         let mut h = [0u8; HEADER_LEN];
         self.read_exact(&mut h)?;
         let header = Header::decode(&h)?;
-        let mut body = vec![0u8; header.len as usize];
-        self.read_exact(&mut body)?;
+        let mut body = self.bodies.get(header.len as usize);
+        self.read_exact(body.as_mut())?;
         // A frame's fds come with its first byte, so they are here by now.
         let n = header.n_fds as usize;
         if self.fds.len() < n {
@@ -755,22 +824,17 @@ impl FrameReader<'_> {
 
 fn send_with_fds(
     fd: BorrowedFd<'_>,
-    data: &[u8],
+    data: &[IoSlice<'_>],
     fds: &[BorrowedFd<'_>],
 ) -> rustix::io::Result<usize> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let mut space =
         [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(wire::MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(Errno::INVAL);
     }
-    rustix::net::sendmsg(
-        fd,
-        &[std::io::IoSlice::new(data)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    )
+    rustix::net::sendmsg(fd, data, &mut control, SendFlags::NOSIGNAL)
 }
 
 /// Tells the sender that the buffer it lent in frame `.1` is free. Every memory imported from
@@ -819,7 +883,7 @@ fn borrow<'a>(fd: RawFd) -> rustix::io::Result<BorrowedFd<'a>> {
 /// raised, so the process survives with SIGPIPE at its default disposition. The signal may
 /// come with a partial write that returns success (the reader died while we were blocked),
 /// so what decides is whether it became pending, not what write() returned.
-fn write_without_sigpipe(fd: BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<usize> {
+fn write_without_sigpipe(fd: BorrowedFd<'_>, data: &[IoSlice<'_>]) -> rustix::io::Result<usize> {
     unsafe {
         let mut pipe_set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut pipe_set);
@@ -833,7 +897,7 @@ fn write_without_sigpipe(fd: BorrowedFd<'_>, data: &[u8]) -> rustix::io::Result<
         libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, &mut old);
         // One raised by someone else before us is theirs to receive.
         let already_pending = sigpipe_pending();
-        let res = rustix::io::write(fd, data);
+        let res = rustix::io::writev(fd, data);
         if !already_pending && sigpipe_pending() {
             let zero = libc::timespec {
                 tv_sec: 0,

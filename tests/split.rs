@@ -9,13 +9,23 @@ use common::*;
 use gst::prelude::*;
 use gstrsipcpipeline::dump;
 
-/// Buffers with every kind of metadata, as the master pushes them.
+/// Buffers with every kind of metadata, as the master pushes them. Some carry several
+/// memories, large ones among them: those are written from their own mapping, and the
+/// largest arrive in recycled allocations.
 fn test_buffers(n: u64) -> Vec<gst::Buffer> {
+    let bytes =
+        |len: u64, seed: u64| -> Vec<u8> { (0..len).map(|j| (seed * 7 + j) as u8).collect() };
     (0..n)
         .map(|i| {
-            let data: Vec<u8> = (0..(i * 37 % 700 + 1)).map(|j| (i * 7 + j) as u8).collect();
-            let mut b = gst::Buffer::from_mut_slice(data);
+            let mut b = gst::Buffer::from_mut_slice(bytes(i * 37 % 700 + 1, i));
             let m = b.get_mut().unwrap();
+            if i % 10 == 3 {
+                m.append_memory(gst::Memory::from_mut_slice(bytes(100 << 10, i + 1)));
+                m.append_memory(gst::Memory::from_mut_slice(bytes(33, i + 2)));
+            }
+            if i % 50 == 7 {
+                m.append_memory(gst::Memory::from_mut_slice(bytes(1 << 20, i + 3)));
+            }
             m.set_pts(gst::ClockTime::from_mseconds(i * 40));
             m.set_dts(if i % 3 == 0 {
                 None

@@ -212,7 +212,7 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.u8(h.role as u8);
             w.u64(h.features);
         }
-        Frame::Buffer(b) => return encode_buffer(id, b, false).0,
+        Frame::Buffer(b) => return encode_buffer(id, b, false).to_vec(),
         Frame::Event { target, event } => {
             w.u8(*target as u8);
             w.u32(event.type_().into_glib() as u32);
@@ -262,15 +262,46 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
     out
 }
 
+/// Inline memory at least this large is written from the buffer's own mapping rather than
+/// copied into the frame first: one copy (into the socket) instead of two.
+pub const SPLICE_MIN: usize = 16 * 1024;
+
+/// A buffer frame ready to write: the frame's bytes with each large inline memory left out,
+/// and those memories, mapped, with the place in `head` they go. [`Self::slices`] puts them
+/// back in order for one vectored write.
+pub struct EncodedBuffer<'a> {
+    pub head: Vec<u8>,
+    splices: Vec<(usize, gst::memory::MemoryMap<'a, gst::memory::Readable>)>,
+    pub fds: Vec<std::os::fd::BorrowedFd<'a>>,
+}
+
+impl EncodedBuffer<'_> {
+    pub fn slices(&self) -> Vec<std::io::IoSlice<'_>> {
+        let mut out = Vec::with_capacity(1 + 2 * self.splices.len());
+        let mut at = 0;
+        for (pos, map) in &self.splices {
+            out.push(std::io::IoSlice::new(&self.head[at..*pos]));
+            out.push(std::io::IoSlice::new(map.as_slice()));
+            at = *pos;
+        }
+        out.push(std::io::IoSlice::new(&self.head[at..]));
+        out
+    }
+
+    /// The whole frame in one allocation.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.slices()
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect()
+    }
+}
+
 /// Encodes a buffer frame. With `lend_fds`, memory backed by an fd (memfd, dmabuf) is sent
-/// as a reference to that fd, which the caller attaches to the frame in the returned order;
-/// everything else is copied into the frame.
-pub fn encode_buffer(
-    id: u32,
-    b: &gst::BufferRef,
-    lend_fds: bool,
-) -> (Vec<u8>, Vec<std::os::fd::BorrowedFd<'_>>) {
-    let mut w = Writer::with_capacity(HEADER_LEN + 64 + if lend_fds { 0 } else { b.size() });
+/// as a reference to that fd, which the caller attaches to the frame in the returned order
+/// (at most [`MAX_FDS`]); everything else is carried in the frame.
+pub fn encode_buffer(id: u32, b: &gst::BufferRef, lend_fds: bool) -> EncodedBuffer<'_> {
+    let mut w = Writer::with_capacity(HEADER_LEN + 64);
     w.raw(&[0; HEADER_LEN]);
     for v in [b.pts(), b.dts(), b.duration()] {
         w.u64(v.into_glib());
@@ -280,6 +311,8 @@ pub fn encode_buffer(
     w.u32(b.flags().bits());
     metas::encode(&mut w, b);
     let mut fds = Vec::new();
+    let mut splices = Vec::new();
+    let mut spliced = 0;
     let n = b.n_memory().min(MAX_MEMORIES);
     w.len32(n);
     for mem in (0..n).map(|i| b.peek_memory(i)) {
@@ -293,16 +326,23 @@ pub fn encode_buffer(
             None => {
                 w.u8(0);
                 match mem.map_readable() {
+                    Ok(m) if m.size() >= SPLICE_MIN => {
+                        w.len32(m.size());
+                        spliced += m.size();
+                        splices.push((w.len(), m));
+                    }
                     Ok(m) => w.bytes(m.as_slice()),
                     Err(_) => w.bytes(&[]),
                 }
             }
         }
     }
-    let mut out = w.into_inner();
-    finish_header(&mut out, id, FrameType::Buffer);
-    out[6..8].copy_from_slice(&(fds.len() as u16).to_le_bytes());
-    (out, fds)
+    let mut head = w.into_inner();
+    finish_header(&mut head, id, FrameType::Buffer);
+    let len = (head.len() - HEADER_LEN + spliced) as u32;
+    head[0..4].copy_from_slice(&len.to_le_bytes());
+    head[6..8].copy_from_slice(&(fds.len() as u16).to_le_bytes());
+    EncodedBuffer { head, splices, fds }
 }
 
 fn finish_header(out: &mut [u8], id: u32, t: FrameType) {
@@ -366,23 +406,26 @@ pub fn decode(header: &Header, body: Vec<u8>) -> Result<Frame, WireError> {
 
 /// Decodes a body and the fds that came with it: each fd reference of a buffer takes the next
 /// fd, and every fd must be taken.
-pub fn decode_with_fds(
+pub fn decode_with_fds<B>(
     header: &Header,
-    body: Vec<u8>,
+    body: B,
     fds: Vec<OwnedFd>,
     import: FdImporter<'_>,
-) -> Result<Frame, WireError> {
+) -> Result<Frame, WireError>
+where
+    B: AsRef<[u8]> + AsMut<[u8]> + Send + 'static,
+{
     check::init();
     if fds.len() != header.n_fds as usize {
         return Err(WireError::UnexpectedFds);
     }
-    if body.len() != header.len as usize {
+    if body.as_ref().len() != header.len as usize {
         return Err(WireError::Truncated {
             wanted: header.len as usize,
-            available: body.len(),
+            available: body.as_ref().len(),
         });
     }
-    let mut r = Reader::new(&body);
+    let mut r = Reader::new(body.as_ref());
     let frame = match header.frame_type {
         FrameType::Hello => {
             if r.take(4)? != MAGIC {

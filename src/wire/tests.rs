@@ -68,6 +68,38 @@ fn buffer_keeps_data_and_metadata() {
     assert_eq!(empty.size(), 0);
 }
 
+/// Large memories are written from their own mapping, between the pieces of the frame: the
+/// pieces put together must be the frame, memory by memory.
+#[test]
+fn large_memories_are_spliced_in_place() {
+    init();
+    let sizes = [SPLICE_MIN + 3, 5, SPLICE_MIN, 0, 2 * SPLICE_MIN];
+    let mut b = gst::Buffer::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..n).map(|j| (i * 31 + j) as u8).collect();
+        b.get_mut()
+            .unwrap()
+            .append_memory(gst::Memory::from_slice(data));
+    }
+    let frame = encode_buffer(9, &b, false);
+    assert_eq!(frame.slices().len(), 1 + 2 * 3);
+    let bytes = frame.to_vec();
+    assert!(frame.head.len() < 200);
+    let header = Header::decode(bytes[..HEADER_LEN].try_into().unwrap()).unwrap();
+    assert_eq!(header.len as usize, bytes.len() - HEADER_LEN);
+    let Frame::Buffer(back) = decode(&header, bytes[HEADER_LEN..].to_vec()).unwrap() else {
+        panic!()
+    };
+    // Empty memory is dropped on the way; the others keep their boundaries.
+    let back_sizes: Vec<usize> = back.iter_memories().map(|m| m.size()).collect();
+    let sent: Vec<usize> = sizes.into_iter().filter(|&n| n > 0).collect();
+    assert_eq!(back_sizes, sent);
+    assert_eq!(
+        back.map_readable().unwrap().as_slice(),
+        b.map_readable().unwrap().as_slice()
+    );
+}
+
 #[test]
 fn events_keep_type_seqnum_and_fields() {
     init();
