@@ -10,7 +10,7 @@
 //! - [`import`] checks an fd from the peer (a memfd that cannot shrink, or a dmabuf, with the
 //!   announced part inside it) and wraps it as read-only fd memory.
 
-use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::LazyLock;
 
 use gst::glib;
@@ -71,7 +71,8 @@ pub struct Exported<'a> {
     pub size: u64,
 }
 
-/// The fd behind `mem`, when it has one.
+/// The fd behind `mem`, when it has one that the peer will take (see [`check_kind`]): other
+/// memory is copied into the frame instead of being refused on arrival.
 pub fn export(mem: &gst::MemoryRef) -> Option<Exported<'_>> {
     let fd_mem = mem.downcast_memory_ref::<gst_allocators::FdMemory>()?;
     let kind = if mem.is_memory_type::<gst_allocators::DmaBufMemory>() {
@@ -80,44 +81,59 @@ pub fn export(mem: &gst::MemoryRef) -> Option<Exported<'_>> {
         FdKind::Memfd
     };
     let raw = fd_mem.fd();
-    (raw >= 0).then(|| Exported {
-        // Lives as long as the memory, which the caller holds.
-        fd: unsafe { BorrowedFd::borrow_raw(raw) },
+    if raw < 0 {
+        return None;
+    }
+    // Lives as long as the memory, which the caller holds.
+    let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+    check_kind(fd, kind).ok()?;
+    Some(Exported {
+        fd,
         kind,
         offset: mem.offset() as u64,
         size: mem.size() as u64,
     })
 }
 
+/// What an fd from the peer must be before it is mapped: a memfd (or other regular file)
+/// sealed against shrinking, so the peer cannot pull pages from under our mapping (SIGBUS);
+/// or a real dmabuf, which cannot change size. Anything else (a file the peer could
+/// truncate, a socket, a device) is refused by the filesystem it lives on.
+fn check_kind(fd: BorrowedFd<'_>, kind: FdKind) -> Result<(), MemoryError> {
+    match kind {
+        FdKind::Memfd => {
+            let st = rustix::fs::fstat(fd).map_err(MemoryError::Io)?;
+            if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+                return Err(MemoryError::WrongKind("not a regular file or memfd"));
+            }
+            let seals = rustix::fs::fcntl_get_seals(fd).map_err(|_| MemoryError::NotSealed)?;
+            if !seals.contains(SealFlags::SHRINK) {
+                return Err(MemoryError::NotSealed);
+            }
+        }
+        FdKind::Dmabuf => {
+            let fs = rustix::fs::fstatfs(fd).map_err(MemoryError::Io)?;
+            if fs.f_type as u64 != DMA_BUF_MAGIC {
+                return Err(MemoryError::WrongKind("not a dmabuf"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Wraps an fd from the peer as read-only memory covering `offset..offset + size` of it,
-/// once it is known that the peer cannot pull that memory away (a memfd sealed against
-/// shrinking) and that the range lies inside it.
+/// once [`check_kind`] passed and the range lies inside it.
 pub fn import(
     fd: OwnedFd,
     kind: FdKind,
     offset: u64,
     size: u64,
 ) -> Result<gst::Memory, MemoryError> {
+    check_kind(fd.as_fd(), kind)?;
     let total = match kind {
-        FdKind::Memfd => {
-            let st = rustix::fs::fstat(&fd).map_err(MemoryError::Io)?;
-            if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
-                return Err(MemoryError::WrongKind("not a regular file or memfd"));
-            }
-            let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| MemoryError::NotSealed)?;
-            if !seals.contains(SealFlags::SHRINK) {
-                return Err(MemoryError::NotSealed);
-            }
-            st.st_size as u64
-        }
+        FdKind::Memfd => rustix::fs::fstat(&fd).map_err(MemoryError::Io)?.st_size as u64,
         FdKind::Dmabuf => {
-            // Only a real dmabuf: any other file (a regular one the peer could truncate under
-            // our mapping, a socket, a device) is refused by the filesystem it lives on.
-            let fs = rustix::fs::fstatfs(&fd).map_err(MemoryError::Io)?;
-            if fs.f_type as u64 != DMA_BUF_MAGIC {
-                return Err(MemoryError::WrongKind("not a dmabuf"));
-            }
-            // A dmabuf tells its size by seeking to its end; it cannot change size.
+            // A dmabuf tells its size by seeking to its end.
             let end =
                 rustix::fs::seek(&fd, rustix::fs::SeekFrom::End(0)).map_err(MemoryError::Io)?;
             let _ = rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0));

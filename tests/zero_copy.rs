@@ -58,7 +58,8 @@ fn video_frames_cross_as_fds_byte_exact() {
     assert!(stop(pipeline, slave).success());
 }
 
-/// Thousands of frames through a small pool: every buffer comes back to it, no fd stays.
+/// A hundred thousand frames through a small pool: every buffer comes back to it, no fd
+/// stays.
 #[test]
 fn the_pool_recycles_and_no_fd_leaks() {
     let _serial = serial();
@@ -66,14 +67,14 @@ fn the_pool_recycles_and_no_fd_leaks() {
     let before = open_fds();
     let slave = Slave::spawn("fakesink");
     let (pipeline, sink) = master(
-        "videotestsrc num-buffers=3000 ! video/x-raw,format=I420,width=64,height=48 ! \
+        "videotestsrc num-buffers=100000 ! video/x-raw,format=I420,width=64,height=48 ! \
          rsipcpipelinesink name=sink",
         &slave,
     );
     let sent = record(&sink.static_pad("sink").unwrap());
     pipeline.set_state(gst::State::Playing).unwrap();
     wait_eos(&pipeline);
-    assert_eq!(slave.count("buffer"), 3000);
+    assert_eq!(slave.count("buffer"), 100_000);
     assert!(
         slave
             .lines_with("buffer")
@@ -108,5 +109,84 @@ fn a_dead_receiver_gives_everything_back() {
     drop(sink);
     assert!(!slave.finish().success());
     drop(pipeline);
+    assert_eq!(open_fds(), before, "fds left open in the master");
+}
+
+/// How a test buffer's fd memory is made, and whether the slave will take it as an fd.
+#[derive(Clone, Copy, Debug)]
+enum FdSource {
+    /// Any GstFdMemory over a memfd sealed against shrinking: lent.
+    SealedMemfd,
+    /// A memfd the sender could still truncate: the slave would refuse it, so it is copied.
+    UnsealedMemfd,
+    /// Tagged as dmabuf but on another filesystem (what a real dmabuf would take, when the
+    /// machine has no /dev/udmabuf to make one): copied.
+    FakeDmabuf,
+}
+
+fn fd_buffer(source: FdSource, data: &[u8]) -> gst::Buffer {
+    use gst_allocators::prelude::*;
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd =
+        rustix::fs::memfd_create("test", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+    assert_eq!(rustix::io::write(&fd, data).unwrap(), data.len());
+    if !matches!(source, FdSource::UnsealedMemfd) {
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW).unwrap();
+    }
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+    let flags = gst_allocators::FdMemoryFlags::NONE;
+    let mem =
+        unsafe {
+            match source {
+                FdSource::FakeDmabuf => gst_allocators::DmaBufAllocator::new()
+                    .alloc_dmabuf_with_flags(raw, data.len(), flags),
+                _ => gst_allocators::FdAllocator::new().alloc_fd(raw, data.len(), flags),
+            }
+        }
+        .unwrap();
+    let mut b = gst::Buffer::new();
+    b.get_mut().unwrap().append_memory(mem);
+    b
+}
+
+/// Fd memory from any allocator takes the same path as the pool's: what the slave can take
+/// safely crosses as an fd, the rest is copied, and both arrive byte-exact.
+#[test]
+fn any_fd_memory_crosses_as_fd_or_copy() {
+    let _serial = serial();
+    init();
+    let before = open_fds();
+    let slave = Slave::spawn("fakesink");
+    let (pipeline, sink) = master(
+        "appsrc name=src format=time caps=application/x-test ! rsipcpipelinesink name=sink",
+        &slave,
+    );
+    let appsrc = pipeline.by_name("src").unwrap();
+    let sent = record(&sink.static_pad("sink").unwrap());
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let sources = [
+        FdSource::SealedMemfd,
+        FdSource::UnsealedMemfd,
+        FdSource::FakeDmabuf,
+    ];
+    for i in 0..30usize {
+        let data: Vec<u8> = (0..4096 + i).map(|j| (i * 13 + j) as u8).collect();
+        let b = fd_buffer(sources[i % 3], &data);
+        let ret = appsrc.emit_by_name::<gst::FlowReturn>("push-buffer", &[&b]);
+        assert_eq!(ret, gst::FlowReturn::Ok);
+    }
+    let _ = appsrc.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+    wait_eos(&pipeline);
+    let got = slave.lines_with("buffer");
+    let sent = sent.lock().unwrap().clone();
+    assert_eq!(got.len(), 30);
+    assert_eq!(sent.len(), 30);
+    for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+        let lent = matches!(sources[i % 3], FdSource::SealedMemfd);
+        assert_eq!(g.ends_with(" fd"), lent, "{:?}: {g}", sources[i % 3]);
+        assert_eq!(g.trim_end_matches(" fd"), s.trim_end_matches(" fd"));
+    }
+    drop((sink, appsrc));
+    assert!(stop(pipeline, slave).success());
     assert_eq!(open_fds(), before, "fds left open in the master");
 }
