@@ -3,6 +3,7 @@
 //! rsipcpipeline: one GStreamer pipeline split across several processes.
 
 pub mod channel;
+mod clock;
 pub mod dump;
 mod lane;
 pub mod launcher;

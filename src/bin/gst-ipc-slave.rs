@@ -10,7 +10,8 @@
 //! whole slave pipeline and names its srcs `ipcsrc0`, `ipcsrc1`, ... in the order of the
 //! connections. Runs until every master goes away (exit 0 once the masters have stopped it, 1
 //! on any error). Its state is the masters' business. `--dump` writes one line per buffer and
-//! event that crossed, for tests (prefixed with the src's name when there are several);
+//! event that crossed, for tests (prefixed with the src's name when there are several), and
+//! `pipeline ...` lines for the clock, base time and latency the slave pipeline runs with;
 //! `--verbose` prints them, for people.
 
 use std::fs::File;
@@ -77,10 +78,20 @@ fn parse_args() -> Result<Args, String> {
 fn describe(info: &gst::PadProbeInfo) -> Option<String> {
     match &info.data {
         Some(gst::PadProbeData::Buffer(b)) => Some(dump::buffer_line(b)),
-        Some(gst::PadProbeData::Event(e)) => Some(dump::event_line(e)),
+        Some(gst::PadProbeData::Event(e)) => match e.view() {
+            // The latency the slave's sinks were configured with, on its way upstream.
+            gst::EventView::Latency(l) => {
+                Some(format!("pipeline latency {}", l.latency().nseconds()))
+            }
+            _ if info.mask.contains(gst::PadProbeType::EVENT_UPSTREAM) => None,
+            _ => Some(dump::event_line(e)),
+        },
         _ => None,
     }
 }
+
+/// One line a test can read: `line`, as it is, in the dump.
+type Log = Arc<dyn Fn(&str) + Send + Sync>;
 
 fn main() {
     let args = match parse_args() {
@@ -128,36 +139,44 @@ fn main() {
         .collect();
 
     let pid = std::process::id();
-    if args.dump.is_some() || args.verbose {
-        let dump = args
+    let log: Option<Log> = (args.dump.is_some() || args.verbose).then(|| {
+        let file = args
             .dump
             .as_ref()
-            .map(|p| Arc::new(Mutex::new(File::create(p).expect("creating the dump file"))));
-        let start = std::time::Instant::now();
+            .map(|p| Mutex::new(File::create(p).expect("creating the dump file")));
+        let (verbose, start) = (args.verbose, std::time::Instant::now());
+        Arc::new(move |line: &str| {
+            if let Some(f) = &file {
+                let mut f = f.lock().unwrap();
+                let _ = writeln!(f, "{line}");
+                let _ = f.flush();
+            }
+            if verbose {
+                eprintln!(
+                    "[slave  pid {pid}] {:>8.3} ms  received {line}",
+                    start.elapsed().as_secs_f64() * 1e3
+                );
+            }
+        }) as Log
+    });
+    if let Some(log) = &log {
         for src in &srcs {
             let prefix = if several {
                 format!("{} ", src.name())
             } else {
                 String::new()
             };
-            let (dump, verbose) = (dump.clone(), args.verbose);
+            let log = log.clone();
             src.static_pad("src").unwrap().add_probe(
                 gst::PadProbeType::BUFFER
                     | gst::PadProbeType::EVENT_DOWNSTREAM
+                    | gst::PadProbeType::EVENT_UPSTREAM
                     | gst::PadProbeType::EVENT_FLUSH,
                 move |_, info| {
-                    if let Some(line) = describe(info) {
-                        if let Some(f) = &dump {
-                            let mut f = f.lock().unwrap();
-                            let _ = writeln!(f, "{prefix}{line}");
-                            let _ = f.flush();
-                        }
-                        if verbose {
-                            eprintln!(
-                                "[slave  pid {pid}] {:>8.3} ms  {prefix}received {line}",
-                                start.elapsed().as_secs_f64() * 1e3
-                            );
-                        }
+                    match describe(info) {
+                        Some(line) if line.starts_with("pipeline ") => log(&line),
+                        Some(line) => log(&format!("{prefix}{line}")),
+                        None => {}
                     }
                     gst::PadProbeReturn::Ok
                 },
@@ -176,6 +195,17 @@ fn main() {
         let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
             continue;
         };
+        if let (gst::MessageView::StateChanged(sc), Some(log)) = (msg.view(), &log)
+            && sc.current() == gst::State::Playing
+            && msg.src() == Some(pipeline.upcast_ref())
+        {
+            let clock = pipeline.clock().map(|c| c.type_().name().to_string());
+            log(&format!(
+                "pipeline playing base-time={} clock={}",
+                pipeline.base_time().map_or(-1, |t| t.nseconds() as i64),
+                clock.as_deref().unwrap_or("none")
+            ));
+        }
         if let gst::MessageView::Error(e) = msg.view() {
             let origin = msg
                 .src()

@@ -9,6 +9,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
+use crate::clock;
 use crate::lane;
 use crate::link::{Link, LinkSlot, apply_allocation_answer, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
@@ -44,6 +45,8 @@ pub struct IpcPipelineSink {
     window: std::sync::atomic::AtomicU32,
     /// The slave lost its state and we have not yet: see [`Self::take_lost_state`].
     lost_state: Mutex<bool>,
+    /// What the slave knows of our clock and base time.
+    clock: clock::Announced,
 }
 
 impl IpcPipelineSink {
@@ -75,6 +78,7 @@ impl IpcPipelineSink {
         let Some(link) = self.link() else {
             return Err(gst::FlowError::Flushing);
         };
+        self.announce_clock(&link, false);
         let window = self.window.load(Ordering::Relaxed) as usize;
         match link.channel.send_buffer(&buffer, window) {
             Ok(()) => Ok(gst::FlowSuccess::Ok),
@@ -225,6 +229,7 @@ impl IpcPipelineSink {
             ));
         }
         self.error_posted.store(false, Ordering::SeqCst);
+        self.clock.forget();
         let handler = || -> Arc<dyn Handler> {
             Arc::new(SinkHandler {
                 element: self.obj().downgrade(),
@@ -244,6 +249,15 @@ impl IpcPipelineSink {
                     ("Could not connect to the slave pipeline: {e}")
                 )
             })
+    }
+
+    /// Tells the slave our clock and base time when they changed (`force`: before it goes to
+    /// PLAYING), and samples a clock it follows now and then.
+    fn announce_clock(&self, link: &Link, force: bool) {
+        if let Some(info) = self.clock.due(self.obj().upcast_ref(), force) {
+            gst::debug!(CAT, imp = self, "clock for the slave: {info:?}");
+            let _ = link.channel.send(&Frame::Clock(info));
+        }
     }
 
     fn disconnect(&self) {
@@ -481,6 +495,7 @@ impl ObjectSubclass for IpcPipelineSink {
             error_posted: AtomicBool::new(false),
             window: std::sync::atomic::AtomicU32::new(DEFAULT_WINDOW),
             lost_state: Mutex::new(false),
+            clock: Default::default(),
         }
     }
 }
@@ -618,6 +633,13 @@ impl ElementImpl for IpcPipelineSink {
                     .src(&*self.obj())
                     .build(),
             );
+        }
+        if transition == T::PausedToPlaying
+            && let Some(link) = self.link()
+        {
+            // Our bin set our clock and base time just before: the slave pipeline takes them
+            // before it goes to PLAYING.
+            self.announce_clock(&link, true);
         }
         let upward = transition.next() > transition.current();
         let peer = self.peer_state_change(transition);

@@ -9,6 +9,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
+use crate::clock;
 use crate::lane;
 use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
@@ -65,6 +66,8 @@ pub struct IpcPipelineSrc {
     linked: (Mutex<()>, Condvar),
     /// The state the master last asked for, see [`Self::apply_state_change`].
     wanted: Mutex<Option<gst::State>>,
+    /// Puts the slave pipeline on the master's clock and base time.
+    clock: clock::Follower,
     /// Flow returns of pushed buffers not sent yet: see [`Self::answer_flows`].
     flows: Mutex<Vec<(u32, Reply)>>,
 }
@@ -524,6 +527,14 @@ impl IpcPipelineSrc {
                     p.set_context(&context);
                 }
             }),
+            // On the lane of state changes: taken before the change to PLAYING that follows.
+            Frame::Clock(info) => link.control.push(move || {
+                let imp = obj.imp();
+                if let Some(p) = imp.pipeline() {
+                    gst::debug!(CAT, imp = imp, "master clock {info:?}");
+                    imp.clock.apply(&p, &info);
+                }
+            }),
             Frame::StateChange { from, to } => link.control.push(move || {
                 let imp = obj.imp();
                 let ret = imp.apply_state_change(from, to);
@@ -661,6 +672,7 @@ impl ObjectSubclass for IpcPipelineSrc {
             linked: (Mutex::new(()), Condvar::new()),
             wanted: Mutex::new(None),
             flows: Mutex::new(Vec::new()),
+            clock: Default::default(),
         }
     }
 }

@@ -45,6 +45,7 @@ pub enum FrameType {
     Context = 9,
     /// The receiver let go of the fd memory of the buffer sent with this frame's id.
     Release = 10,
+    Clock = 11,
 }
 
 impl TryFrom<u8> for FrameType {
@@ -61,6 +62,7 @@ impl TryFrom<u8> for FrameType {
             8 => FrameType::Reply,
             9 => FrameType::Context,
             10 => FrameType::Release,
+            11 => FrameType::Clock,
             _ => return Err(WireError::UnknownFrameType(v)),
         })
     }
@@ -133,6 +135,31 @@ pub enum Target {
     Element = 1,
 }
 
+/// The clocks a pipeline can run on, as far as the other process can know them. The system
+/// clocks read the same kernel clock in every process of the host; any other clock (an audio
+/// device's, a network clock) is followed through [`ClockInfo::sample`]s.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockKind {
+    /// The pipeline runs without a clock.
+    None = 0,
+    Monotonic = 1,
+    Realtime = 2,
+    Tai = 3,
+    Other = 4,
+}
+
+/// What the master's clock is and where its running time starts: sent before every change
+/// to PLAYING and whenever the base time changes; for an [`ClockKind::Other`] clock, also
+/// now and then while playing, so the slave can follow its rate. No reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockInfo {
+    pub kind: ClockKind,
+    pub base_time: Option<gst::ClockTime>,
+    /// The clock's time and CLOCK_MONOTONIC read at the same moment (ns).
+    pub sample: Option<(gst::ClockTime, u64)>,
+}
+
 /// A message from the peer's pipeline. It is rebuilt with the receiving element as its source,
 /// so that bins handle it as one of their own; `origin` keeps the path of the element that
 /// really posted it.
@@ -178,6 +205,7 @@ pub enum Frame {
     /// slave pipeline to hand to its elements as a bin does. No reply.
     Context(gst::Context),
     Release,
+    Clock(ClockInfo),
 }
 
 impl Frame {
@@ -193,6 +221,7 @@ impl Frame {
             Frame::Reply(_) => FrameType::Reply,
             Frame::Context(_) => FrameType::Context,
             Frame::Release => FrameType::Release,
+            Frame::Clock(_) => FrameType::Clock,
         }
     }
 }
@@ -231,6 +260,15 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
         }
         Frame::StateLost | Frame::Release => {}
         Frame::Context(c) => encode_context(&mut w, c),
+        Frame::Clock(c) => {
+            w.u8(c.kind as u8);
+            w.u64(c.base_time.into_glib());
+            w.bool(c.sample.is_some());
+            if let Some((time, monotonic)) = c.sample {
+                w.u64(time.nseconds());
+                w.u64(monotonic);
+            }
+        }
         Frame::Message(m) => {
             w.u32(m.type_.into_glib());
             w.u32(m.seqnum);
@@ -560,6 +598,29 @@ where
         FrameType::StateLost => Frame::StateLost,
         FrameType::Release => Frame::Release,
         FrameType::Context => Frame::Context(decode_context(&mut r, 1)?),
+        FrameType::Clock => {
+            let k = r.u8()?;
+            let kind = match k {
+                0 => ClockKind::None,
+                1 => ClockKind::Monotonic,
+                2 => ClockKind::Realtime,
+                3 => ClockKind::Tai,
+                4 => ClockKind::Other,
+                _ => return Err(bad("clock kind", k as i64)),
+            };
+            let base_time = get_clock_time(&mut r)?;
+            let sample = if r.bool()? {
+                let time = get_clock_time(&mut r)?.ok_or(bad("clock sample", -1))?;
+                Some((time, r.u64()?))
+            } else {
+                None
+            };
+            Frame::Clock(ClockInfo {
+                kind,
+                base_time,
+                sample,
+            })
+        }
         FrameType::Message => {
             let raw_type = r.u32()?;
             let type_: gst::MessageType = unsafe { from_glib(raw_type) };

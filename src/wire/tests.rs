@@ -478,3 +478,38 @@ fn objects_without_the_fields_gstreamer_reads_are_refused() {
         Err(WireError::MissingField { .. })
     ));
 }
+
+#[test]
+fn clock_info_round_trips_and_refuses_bad_kinds() {
+    init();
+    for info in [
+        ClockInfo {
+            kind: ClockKind::Monotonic,
+            base_time: Some(gst::ClockTime::from_nseconds(123_456_789)),
+            sample: None,
+        },
+        ClockInfo {
+            kind: ClockKind::Other,
+            base_time: None,
+            sample: Some((gst::ClockTime::from_seconds(5), 77)),
+        },
+    ] {
+        let Frame::Clock(back) = round_trip(&Frame::Clock(info)) else {
+            panic!()
+        };
+        assert_eq!(back, info);
+    }
+    let mut bytes = encode(
+        1,
+        &Frame::Clock(ClockInfo {
+            kind: ClockKind::Tai,
+            base_time: None,
+            sample: None,
+        }),
+    );
+    bytes[HEADER_LEN] = 9;
+    assert!(matches!(
+        decode_bytes(&bytes),
+        Err(WireError::BadEnum { .. })
+    ));
+}

@@ -127,6 +127,22 @@ impl Slave {
 
     /// The lines the slave wrote for every buffer and event that crossed.
     pub fn dump_lines(&self) -> Vec<String> {
+        self.all_lines()
+            .into_iter()
+            .filter(|l| !l.starts_with("pipeline "))
+            .collect()
+    }
+
+    /// What the slave pipeline runs with: `playing base-time=N clock=TYPE` each time it
+    /// reaches PLAYING, `latency N` each time its sinks are configured.
+    pub fn pipeline_lines(&self) -> Vec<String> {
+        self.all_lines()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix("pipeline ").map(str::to_owned))
+            .collect()
+    }
+
+    fn all_lines(&self) -> Vec<String> {
         std::fs::read_to_string(self.dump.path())
             .unwrap()
             .lines()

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Live pipelines across the boundary: the slave runs on the master's clock with its base
+//! time and the latency the unsplit pipeline would configure, so syncing sinks in the slave
+//! render on time.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+const MIXER: &str = "audiotestsrc is-live=true samplesperbuffer=400 ! \
+                     audiomixer latency=200000000";
+
+/// Every latency the pipeline's sinks are told, as the LATENCY events going upstream.
+fn record_latency(pad: &gst::Pad) -> Arc<Mutex<Vec<u64>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(e)) = &info.data
+            && let gst::EventView::Latency(l) = e.view()
+        {
+            s.lock().unwrap().push(l.latency().nseconds());
+        }
+        gst::PadProbeReturn::Ok
+    });
+    seen
+}
+
+/// The jitter (how late, in ns; negative: early) of every buffer a syncing slave sink
+/// rendered, from the QoS events that come back up through our sink.
+fn record_lateness(pad: &gst::Pad) -> Arc<Mutex<Vec<i64>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        if let Some(gst::PadProbeData::Event(e)) = &info.data
+            && let gst::EventView::Qos(q) = e.view()
+        {
+            s.lock().unwrap().push(q.get().2);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    seen
+}
+
+fn playing_lines(slave: &Slave) -> Vec<String> {
+    slave
+        .pipeline_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("playing "))
+        .collect()
+}
+
+/// Each time the master goes to PLAYING, the slave pipeline gets there on the same system
+/// clock with the master's base time: a buffer's running time is the same instant in both.
+#[test]
+fn slave_takes_the_masters_clock_and_base_time_every_time() {
+    init();
+    let slave = Slave::spawn("fakesink sync=true");
+    let (pipeline, sink) = master(
+        "audiotestsrc is-live=true samplesperbuffer=441 ! rsipcpipelinesink name=sink",
+        &slave,
+    );
+    for round in 1..=3 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        wait_state(&pipeline, gst::State::Playing);
+        let base_time = pipeline.base_time().unwrap().nseconds();
+        wait_until("the slave playing again", || {
+            playing_lines(&slave).len() >= round
+        });
+        assert_eq!(
+            playing_lines(&slave)[round - 1],
+            format!("playing base-time={base_time} clock=GstSystemClock"),
+            "round {round}"
+        );
+        pipeline.set_state(gst::State::Paused).unwrap();
+        wait_state(&pipeline, gst::State::Paused);
+    }
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+}
+
+/// `audiomixer latency=200ms` after a live source: split after the mixer, both pipelines
+/// configure the latency the unsplit pipeline does.
+#[test]
+fn both_sides_configure_the_unsplit_latency() {
+    init();
+    let unsplit = pipeline(&format!("{MIXER} ! fakesink name=out sync=true"));
+    let out = unsplit.by_name("out").unwrap();
+    let seen = record_latency(&out.static_pad("sink").unwrap());
+    unsplit.set_state(gst::State::Playing).unwrap();
+    wait_until("the unsplit latency", || !seen.lock().unwrap().is_empty());
+    let expected = *seen.lock().unwrap().last().unwrap();
+    unsplit.set_state(gst::State::Null).unwrap();
+    // A live source and a 200 ms mixer: about 239 ms on the reference run.
+    assert!(expected > 200_000_000, "{expected}");
+
+    let slave = Slave::spawn("fakesink sync=true");
+    let (pipeline, sink) = master(&format!("{MIXER} ! rsipcpipelinesink name=sink"), &slave);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_state(&pipeline, gst::State::Playing);
+    let slave_latency = || {
+        slave
+            .pipeline_lines()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix("latency ")?.parse::<u64>().ok())
+            .collect::<Vec<_>>()
+    };
+    // The slave configures its own, and the master's reaches it: two at least.
+    wait_until("the slave's latency", || slave_latency().len() >= 2);
+    assert!(
+        slave_latency().iter().all(|l| *l == expected),
+        "unsplit {expected}, split {:?}",
+        slave_latency()
+    );
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+}
+
+/// Percentiles of lateness in ms, for the report.
+fn describe(lateness: &[i64]) -> String {
+    let mut v = lateness.to_vec();
+    v.sort_unstable();
+    let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize] as f64 / 1e6;
+    format!(
+        "{} buffers, lateness ms: min {:.2} p50 {:.2} p99 {:.2} max {:.2}",
+        v.len(),
+        p(0.0),
+        p(0.5),
+        p(0.99),
+        p(1.0)
+    )
+}
+
+/// A camera: reports one frame of latency (33 ms at 30 fps) and delivers each frame 30 ms
+/// after the instant in its timestamp, so frames reach the sink just before their deadline.
+const CAMERA: &str = "videotestsrc name=camera is-live=true ! \
+                      video/x-raw,width=64,height=48,framerate=30/1";
+
+fn make_camera(pipeline: &gst::Pipeline) {
+    let camera = pipeline.by_name("camera").unwrap();
+    camera
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, |_, info| {
+            if let Some(gst::PadProbeData::Buffer(b)) = &mut info.data
+                && let Some(pts) = b.pts()
+            {
+                let early = gst::ClockTime::from_mseconds(30);
+                b.make_mut().set_pts(pts.saturating_sub(early));
+            }
+            gst::PadProbeReturn::Ok
+        });
+}
+
+const SINK: &str = "fakesink sync=true qos=true max-lateness=20000000";
+
+/// Plays `frames` frames of the camera, with a PAUSED/PLAYING cycle halfway; returns the
+/// lateness of each frame the syncing sink rendered.
+fn play_camera(pipeline: &gst::Pipeline, qos_pad: &gst::Pad, frames: usize) -> Vec<i64> {
+    make_camera(pipeline);
+    let lateness = record_lateness(qos_pad);
+    for round in 1..=2 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        wait_state(pipeline, gst::State::Playing);
+        wait_until("frames rendered", || {
+            lateness.lock().unwrap().len() >= frames * round / 2
+        });
+        if round == 1 {
+            pipeline.set_state(gst::State::Paused).unwrap();
+            wait_state(pipeline, gst::State::Paused);
+        }
+    }
+    lateness.lock().unwrap().clone()
+}
+
+/// A clock of its own, as an audio device's would be: 0.1% fast, and a second ahead of the
+/// system's. The slave cannot read it: it follows it from the master's samples.
+mod fast_clock {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct FastClock;
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for FastClock {
+        const NAME: &'static str = "TestFastClock";
+        type Type = super::FastClock;
+        type ParentType = gst::SystemClock;
+    }
+
+    impl ObjectImpl for FastClock {}
+    impl GstObjectImpl for FastClock {}
+    impl SystemClockImpl for FastClock {}
+
+    impl ClockImpl for FastClock {
+        fn internal_time(&self) -> gst::ClockTime {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+            let ns = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+            gst::ClockTime::from_nseconds(ns / 1000 * 1001 + 1_000_000_000)
+        }
+    }
+}
+
+glib::wrapper! {
+    pub struct FastClock(ObjectSubclass<fast_clock::FastClock>)
+        @extends gst::SystemClock, gst::Clock, gst::Object;
+}
+
+fn median(v: &[i64]) -> i64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// The camera at 30 fps for 10 s into a syncing sink that drops frames more than 20 ms late,
+/// with a PAUSED/PLAYING cycle halfway: split, every frame is rendered on time, as unsplit.
+#[test]
+fn live_camera_renders_on_time_in_the_slave() {
+    init();
+    let unsplit = pipeline(&format!("{CAMERA} ! {SINK} name=out"));
+    let out = unsplit.by_name("out").unwrap().static_pad("sink").unwrap();
+    let reference = play_camera(&unsplit, &out, 60);
+    unsplit.set_state(gst::State::Null).unwrap();
+    eprintln!("unsplit: {}", describe(&reference));
+
+    let slave = Slave::spawn(SINK);
+    let (pipeline, sink) = master(&format!("{CAMERA} ! rsipcpipelinesink name=sink"), &slave);
+    let lateness = play_camera(&pipeline, &sink.static_pad("sink").unwrap(), 300);
+    eprintln!("split:   {}", describe(&lateness));
+    assert!(
+        lateness.iter().all(|l| *l < 5_000_000),
+        "{}",
+        describe(&lateness)
+    );
+    // The same instant as unsplit, give or take the trip between processes.
+    let shift = median(&lateness) - median(&reference);
+    assert!(shift.abs() < 2_000_000, "{shift} ns later than unsplit");
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+}
+
+/// The master runs on a clock the slave cannot read: the slave follows it from samples, and
+/// frames still render when they would unsplit.
+#[test]
+fn slave_follows_a_clock_it_cannot_read() {
+    init();
+    let clock = glib::Object::new::<FastClock>();
+    let unsplit = pipeline(&format!("{CAMERA} ! {SINK} name=out"));
+    unsplit.use_clock(Some(&clock));
+    let out = unsplit.by_name("out").unwrap().static_pad("sink").unwrap();
+    let reference = play_camera(&unsplit, &out, 60);
+    unsplit.set_state(gst::State::Null).unwrap();
+    eprintln!("unsplit: {}", describe(&reference));
+
+    let slave = Slave::spawn(SINK);
+    let (pipeline, sink) = master(&format!("{CAMERA} ! rsipcpipelinesink name=sink"), &slave);
+    pipeline.use_clock(Some(&clock));
+    let lateness = play_camera(&pipeline, &sink.static_pad("sink").unwrap(), 150);
+    eprintln!("split:   {}", describe(&lateness));
+    assert!(
+        lateness.iter().all(|l| *l < 5_000_000),
+        "{}",
+        describe(&lateness)
+    );
+    let shift = median(&lateness) - median(&reference);
+    assert!(shift.abs() < 2_000_000, "{shift} ns later than unsplit");
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+}
