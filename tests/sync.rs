@@ -210,6 +210,99 @@ glib::wrapper! {
         @extends gst::SystemClock, gst::Clock, gst::Object;
 }
 
+/// A sink that provides a clock, as an audio sink does: a syncing fakesink in a bin that
+/// provides a [`FastClock`].
+mod clock_sink {
+    use super::*;
+
+    pub struct ClockSink {
+        clock: FastClock,
+    }
+
+    impl Default for ClockSink {
+        fn default() -> Self {
+            ClockSink {
+                clock: glib::Object::new(),
+            }
+        }
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for ClockSink {
+        const NAME: &'static str = "TestClockSink";
+        type Type = super::ClockSink;
+        type ParentType = gst::Bin;
+    }
+
+    impl ObjectImpl for ClockSink {
+        fn constructed(&self) {
+            self.parent_constructed();
+            let sink = gst::parse::bin_from_description(SINK, true).unwrap();
+            let obj = self.obj();
+            obj.add(&sink).unwrap();
+            let pad = gst::GhostPad::with_target(&sink.static_pad("sink").unwrap()).unwrap();
+            obj.add_pad(&pad).unwrap();
+            obj.set_element_flags(gst::ElementFlags::PROVIDE_CLOCK);
+        }
+    }
+
+    impl GstObjectImpl for ClockSink {}
+    impl BinImpl for ClockSink {}
+
+    impl ElementImpl for ClockSink {
+        fn provide_clock(&self) -> Option<gst::Clock> {
+            Some(self.clock.clone().upcast())
+        }
+    }
+}
+
+glib::wrapper! {
+    pub struct ClockSink(ObjectSubclass<clock_sink::ClockSink>)
+        @extends gst::Bin, gst::Element, gst::Object;
+}
+
+fn register_clock_sink() {
+    gst::Element::register(
+        None,
+        "testclocksink",
+        gst::Rank::NONE,
+        ClockSink::static_type(),
+    )
+    .unwrap();
+}
+
+/// Set in the environment of this test binary when it runs as the slave of
+/// [`master_runs_on_the_clock_the_slave_provides`]: the fd of its connection.
+const SLAVE_FD: &str = "RSIPC_TEST_CLOCK_SLAVE_FD";
+
+/// Not a test on its own: the slave process of
+/// [`master_runs_on_the_clock_the_slave_provides`], which runs this test binary again with
+/// [`SLAVE_FD`] set, because the slave needs an element that only these tests define.
+#[test]
+fn clock_providing_slave() {
+    let Ok(fd) = std::env::var(SLAVE_FD) else {
+        return;
+    };
+    init();
+    register_clock_sink();
+    let pipeline = gst::parse::launch(&format!(
+        "rsipcslavepipeline.( rsipcpipelinesrc fdin={fd} fdout={fd} ! testclocksink )"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    // The master takes the pipeline to NULL before it goes away: keep the bus working there.
+    pipeline.set_auto_flush_bus(false);
+    let bus = pipeline.bus().unwrap();
+    // Runs until the master goes away, which the src reports as an error.
+    while let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) {
+        if let gst::MessageView::Error(_) = msg.view() {
+            break;
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
 fn median(v: &[i64]) -> i64 {
     let mut v = v.to_vec();
     v.sort_unstable();
@@ -270,4 +363,97 @@ fn slave_follows_a_clock_it_cannot_read() {
     assert!(shift.abs() < 2_000_000, "{shift} ns later than unsplit");
     drop(sink);
     assert!(stop(pipeline, slave).success());
+}
+
+/// The slave holds the element that provides the clock, as an audio sink would: the master
+/// pipeline runs on a copy of that clock, the slave on the original, and frames render when
+/// they would unsplit.
+#[test]
+fn master_runs_on_the_clock_the_slave_provides() {
+    init();
+    register_clock_sink();
+    let unsplit = pipeline(&format!("{CAMERA} ! testclocksink name=out"));
+    let out = unsplit.by_name("out").unwrap().static_pad("sink").unwrap();
+    let reference = play_camera(&unsplit, &out, 60);
+    assert_eq!(unsplit.clock().unwrap().type_(), FastClock::static_type());
+    unsplit.set_state(gst::State::Null).unwrap();
+    eprintln!("unsplit: {}", describe(&reference));
+
+    let (ours, theirs) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "clock_providing_slave", "--nocapture"])
+        .env(SLAVE_FD, "3");
+    let child = gstrsipcpipeline::launcher::spawn_with_fds(&mut cmd, &[&theirs]).unwrap();
+    drop(theirs);
+    let pipeline = common::pipeline(&format!("{CAMERA} ! rsipcpipelinesink name=sink"));
+    let sink = pipeline.by_name("sink").unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&ours);
+    sink.set_property("fdin", fd);
+    sink.set_property("fdout", fd);
+    let lateness = play_camera(&pipeline, &sink.static_pad("sink").unwrap(), 150);
+    eprintln!("split:   {}", describe(&lateness));
+    // Our copy of the slave's clock reads what the original does.
+    let copy = pipeline.clock().unwrap();
+    let original = glib::Object::new::<FastClock>();
+    let gap = copy.time().nseconds() as i64 - original.time().nseconds() as i64;
+    assert!(gap.abs() < 1_000_000, "the copy is {gap} ns off");
+    assert!(
+        lateness.iter().all(|l| *l < 5_000_000),
+        "{}",
+        describe(&lateness)
+    );
+    let shift = median(&lateness) - median(&reference);
+    assert!(shift.abs() < 2_000_000, "{shift} ns later than unsplit");
+    pipeline.set_state(gst::State::Null).unwrap();
+    drop((sink, pipeline, ours));
+    assert!(wait_child(child).success());
+}
+
+/// Audio and video from one master, each rendered by a syncing sink in its own slave
+/// process: they keep the distance they have unsplit.
+#[test]
+fn audio_and_video_in_two_slaves_stay_together() {
+    init();
+    let audio = "audiotestsrc is-live=true samplesperbuffer=441";
+    let play = |pipeline: &gst::Pipeline, pads: [gst::Pad; 2]| -> [i64; 2] {
+        make_camera(pipeline);
+        let seen = pads.map(|p| record_lateness(&p));
+        pipeline.set_state(gst::State::Playing).unwrap();
+        wait_until("three seconds of both", || {
+            seen.iter().all(|s| s.lock().unwrap().len() >= 90)
+        });
+        pipeline.set_state(gst::State::Null).unwrap();
+        seen.map(|s| {
+            let v = s.lock().unwrap().clone();
+            assert!(v.iter().all(|l| *l < 5_000_000), "{}", describe(&v));
+            median(&v)
+        })
+    };
+
+    let unsplit = pipeline(&format!(
+        "{audio} ! {SINK} name=a  {CAMERA} ! {SINK} name=v"
+    ));
+    let pad = |p: &gst::Pipeline, name: &str| p.by_name(name).unwrap().static_pad("sink").unwrap();
+    let [a0, v0] = play(&unsplit, [pad(&unsplit, "a"), pad(&unsplit, "v")]);
+
+    let (slave_a, slave_v) = (Slave::spawn(SINK), Slave::spawn(SINK));
+    let pipeline = pipeline(&format!(
+        "{audio} ! rsipcpipelinesink name=a  {CAMERA} ! rsipcpipelinesink name=v"
+    ));
+    slave_a.attach(&pipeline.by_name("a").unwrap());
+    slave_v.attach(&pipeline.by_name("v").unwrap());
+    let [a1, v1] = play(&pipeline, [pad(&pipeline, "a"), pad(&pipeline, "v")]);
+    eprintln!(
+        "audio - video, ms: unsplit {:.2}, split {:.2}",
+        (a0 - v0) as f64 / 1e6,
+        (a1 - v1) as f64 / 1e6
+    );
+    let apart = (a1 - v1) - (a0 - v0);
+    assert!(
+        apart.abs() < 5_000_000,
+        "{apart} ns further apart than unsplit"
+    );
+    drop(pipeline);
+    assert!(slave_a.finish().success());
+    assert!(slave_v.finish().success());
 }

@@ -47,6 +47,8 @@ pub struct IpcPipelineSink {
     lost_state: Mutex<bool>,
     /// What the slave knows of our clock and base time.
     clock: clock::Announced,
+    /// The clock the slave pipeline provides, as we provide it to our bin.
+    slave_clock: clock::ClockCopy,
 }
 
 impl IpcPipelineSink {
@@ -254,7 +256,10 @@ impl IpcPipelineSink {
     /// Tells the slave our clock and base time when they changed (`force`: before it goes to
     /// PLAYING), and samples a clock it follows now and then.
     fn announce_clock(&self, link: &Link, force: bool) {
-        if let Some(info) = self.clock.due(self.obj().upcast_ref(), force) {
+        if let Some(info) = self
+            .clock
+            .due(self.obj().upcast_ref(), &self.slave_clock, force)
+        {
             gst::debug!(CAT, imp = self, "clock for the slave: {info:?}");
             let _ = link.channel.send(&Frame::Clock(info));
         }
@@ -406,6 +411,7 @@ impl Handler for SinkHandler {
             Frame::Message(m) if !stays_local(m.type_) => {
                 link.control.push(move || element.imp().handle_message(m));
             }
+            Frame::Clock(info) => element.imp().slave_clock.observe(&info),
             Frame::StateLost => {
                 *element.imp().lost_state.lock().unwrap() = true;
                 link.control.push(move || element.imp().take_lost_state());
@@ -496,6 +502,7 @@ impl ObjectSubclass for IpcPipelineSink {
             window: std::sync::atomic::AtomicU32::new(DEFAULT_WINDOW),
             lost_state: Mutex::new(false),
             clock: Default::default(),
+            slave_clock: Default::default(),
         }
     }
 }
@@ -550,7 +557,8 @@ impl ObjectImpl for IpcPipelineSink {
         self.parent_constructed();
         let obj = self.obj();
         obj.add_pad(&self.sinkpad).unwrap();
-        obj.set_element_flags(gst::ElementFlags::SINK);
+        // As a bin holding the slave pipeline, we provide the clock its elements provide.
+        obj.set_element_flags(gst::ElementFlags::SINK | gst::ElementFlags::PROVIDE_CLOCK);
     }
 
     fn dispose(&self) {
@@ -696,6 +704,18 @@ impl ElementImpl for IpcPipelineSink {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         self.forward_query(Target::Element, query)
+    }
+
+    /// The clock of the slave pipeline's own provider (an audio sink), which a bin holding
+    /// that pipeline would pick; none when the slave has none, and the master picks another.
+    fn provide_clock(&self) -> Option<gst::Clock> {
+        let mut query = clock::ClockCopy::query();
+        if !self.forward_query(Target::Element, query.get_mut().unwrap()) {
+            return None;
+        }
+        let clock = self.slave_clock.follow_answer(&query);
+        gst::debug!(CAT, imp = self, "the slave provides {clock:?}");
+        clock
     }
 
     fn set_context(&self, context: &gst::Context) {

@@ -177,6 +177,12 @@ impl IpcPipelineSrc {
         gst::log!(CAT, imp = self, "pushing item {}", item.id());
         match item {
             Item::Buffer(id, buffer) => {
+                if let Some(info) = self.clock.sample_due()
+                    && let Some(link) = self.link()
+                {
+                    // The master follows the clock our pipeline provides.
+                    let _ = link.channel.send(&Frame::Clock(info));
+                }
                 let flow = self.srcpad.push(buffer);
                 if let Err(e) = flow {
                     gst::debug!(CAT, imp = self, "downstream returned {e:?}");
@@ -518,7 +524,9 @@ impl IpcPipelineSrc {
                 let q = query.make_mut();
                 let ok = match target {
                     Target::Pad => imp.srcpad.peer_query(q),
-                    Target::Element => imp.pipeline().is_some_and(|p| p.query(q)),
+                    Target::Element => imp
+                        .pipeline()
+                        .is_some_and(|p| imp.clock.answer(&p, q) || p.query(q)),
                 };
                 imp.reply(id, query_reply(ok, &query));
             }),

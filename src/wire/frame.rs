@@ -25,8 +25,6 @@ pub const MAX_MEMORIES: usize = 64;
 pub mod features {
     /// fd-backed memory crosses as the fd (SCM_RIGHTS), over a unix socket.
     pub const FD_MEMORY: u64 = 1 << 0;
-    /// Reserved for clock and base-time sharing.
-    pub const CLOCK_SYNC: u64 = 1 << 1;
     /// What this build implements.
     pub const SUPPORTED: u64 = FD_MEMORY;
 }
@@ -147,11 +145,16 @@ pub enum ClockKind {
     Realtime = 2,
     Tai = 3,
     Other = 4,
+    /// The clock that the receiving side's own pipeline provides (an audio sink in the
+    /// slave): the master runs on a copy of it, and the slave on the original.
+    Peer = 5,
 }
 
-/// What the master's clock is and where its running time starts: sent before every change
-/// to PLAYING and whenever the base time changes; for an [`ClockKind::Other`] clock, also
-/// now and then while playing, so the slave can follow its rate. No reply.
+/// A clock and where running time starts on it. The master's sink sends its own before every
+/// change to PLAYING and whenever its base time changes, and for an [`ClockKind::Other`]
+/// clock also now and then while playing, so the slave can follow its rate. The slave sends
+/// samples of the clock its pipeline provides when the master runs on a copy of it. No
+/// reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClockInfo {
     pub kind: ClockKind,
@@ -606,6 +609,7 @@ where
                 2 => ClockKind::Realtime,
                 3 => ClockKind::Tai,
                 4 => ClockKind::Other,
+                5 => ClockKind::Peer,
                 _ => return Err(bad("clock kind", k as i64)),
             };
             let base_time = get_clock_time(&mut r)?;
