@@ -148,8 +148,25 @@ fn live_master_makes_the_pipeline_no_preroll() {
         gst::State::Paused,
         gst::StateChangeSuccess::NoPreroll,
     );
+    // The slave pipeline is live too: it settles in PAUSED without the preroll that a live
+    // source never sends there.
+    let paused = |slave: &Slave| {
+        slave
+            .pipeline_lines()
+            .iter()
+            .filter(|l| *l == "paused")
+            .count()
+    };
+    wait_until("the slave paused without data", || paused(&slave) >= 1);
     assert!(pipeline.set_state(gst::State::Playing).is_ok());
     wait_state(&pipeline, gst::State::Playing);
+    wait_until("the slave playing", || slave.count("buffer") > 0);
+    set_state(
+        &pipeline,
+        gst::State::Paused,
+        gst::StateChangeSuccess::NoPreroll,
+    );
+    wait_until("the slave paused again", || paused(&slave) >= 2);
     assert!(stop(pipeline, slave).success());
 }
 

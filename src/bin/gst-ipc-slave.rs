@@ -11,7 +11,8 @@
 //! connections. Runs until every master goes away (exit 0 once the masters have stopped it, 1
 //! on any error). Its state is the masters' business. `--dump` writes one line per buffer and
 //! event that crossed, for tests (prefixed with the src's name when there are several), and
-//! `pipeline ...` lines for the clock, base time and latency the slave pipeline runs with;
+//! `pipeline ...` lines for the clock, base time and latency the slave pipeline runs with and
+//! when it settles in PAUSED or PLAYING;
 //! `--verbose` prints them, for people.
 
 use std::fs::File;
@@ -196,15 +197,22 @@ fn main() {
             continue;
         };
         if let (gst::MessageView::StateChanged(sc), Some(log)) = (msg.view(), &log)
-            && sc.current() == gst::State::Playing
             && msg.src() == Some(pipeline.upcast_ref())
         {
-            let clock = pipeline.clock().map(|c| c.type_().name().to_string());
-            log(&format!(
-                "pipeline playing base-time={} clock={}",
-                pipeline.base_time().map_or(-1, |t| t.nseconds() as i64),
-                clock.as_deref().unwrap_or("none")
-            ));
+            match sc.current() {
+                gst::State::Playing => {
+                    let clock = pipeline.clock().map(|c| c.type_().name().to_string());
+                    log(&format!(
+                        "pipeline playing base-time={} clock={}",
+                        pipeline.base_time().map_or(-1, |t| t.nseconds() as i64),
+                        clock.as_deref().unwrap_or("none")
+                    ));
+                }
+                gst::State::Paused if sc.pending() == gst::State::VoidPending => {
+                    log("pipeline paused")
+                }
+                _ => {}
+            }
         }
         if let gst::MessageView::Error(e) = msg.view() {
             let origin = msg

@@ -290,9 +290,11 @@ impl IpcPipelineSink {
             return gst::StateChangeReturn::Failure;
         };
         let ack = Some(link.channel.ack_time());
+        // Only a transition to PAUSED can preroll.
+        let live = to == gst::State::Paused && self.upstream_is_live();
         match link
             .channel
-            .request(&Frame::StateChange { from, to }, ack, false)
+            .request(&Frame::StateChange { from, to, live }, ack, false)
         {
             Ok(Reply::State(r)) => r,
             Ok(other) => {
@@ -305,6 +307,17 @@ impl IpcPipelineSink {
                 gst::StateChangeReturn::Failure
             }
         }
+    }
+
+    /// Whether a live source feeds us, as the LATENCY query tells. Sources that answer it
+    /// only once negotiated are still in READY when our bin makes us PAUSED (sinks go
+    /// first): then their `is-live` property tells.
+    fn upstream_is_live(&self) -> bool {
+        let mut q = gst::query::Latency::new();
+        if self.sinkpad.peer_query(&mut q) {
+            return q.result().0;
+        }
+        self.sinkpad.peer().is_some_and(|p| source_is_live(&p, 0))
     }
 
     fn post_async_done(&self) {
@@ -725,4 +738,32 @@ impl ElementImpl for IpcPipelineSink {
         }
         self.parent_set_context(context)
     }
+}
+
+/// Whether a source upstream of `pad` (a src pad) has `is-live` set, following links through
+/// elements and into bins by their ghost pads.
+fn source_is_live(pad: &gst::Pad, depth: usize) -> bool {
+    // Pipelines are short; a loop in a broken graph must not recurse for ever.
+    if depth > 64 {
+        return false;
+    }
+    if let Some(ghost) = pad.downcast_ref::<gst::GhostPad>() {
+        return ghost
+            .target()
+            .is_some_and(|inner| source_is_live(&inner, depth + 1));
+    }
+    let Some(element) = pad.parent_element() else {
+        return false;
+    };
+    if element
+        .find_property("is-live")
+        .is_some_and(|p| p.value_type() == bool::static_type())
+    {
+        return element.property::<bool>("is-live");
+    }
+    element
+        .sink_pads()
+        .iter()
+        .filter_map(|p| p.peer())
+        .any(|p| source_is_live(&p, depth + 1))
 }

@@ -68,6 +68,8 @@ pub struct IpcPipelineSrc {
     wanted: Mutex<Option<gst::State>>,
     /// Puts the slave pipeline on the master's clock and base time.
     clock: clock::Follower,
+    /// The master's upstream is live: see [`Self::change_state`].
+    master_live: std::sync::atomic::AtomicBool,
     /// Flow returns of pushed buffers not sent yet: see [`Self::answer_flows`].
     flows: Mutex<Vec<(u32, Reply)>>,
 }
@@ -316,7 +318,14 @@ impl IpcPipelineSrc {
     /// PLAYING, as the C documentation promises (and its code does not do): a master going down
     /// while another stays up gets SUCCESS and leaves the pipeline where it is. A request that
     /// would not move the pipeline is answered with where it stands.
-    fn apply_state_change(&self, from: gst::State, to: gst::State) -> gst::StateChangeReturn {
+    fn apply_state_change(
+        &self,
+        from: gst::State,
+        to: gst::State,
+        live: bool,
+    ) -> gst::StateChangeReturn {
+        self.master_live
+            .store(live, std::sync::atomic::Ordering::SeqCst);
         let Some(pipeline) = self.pipeline() else {
             gst::warning!(
                 CAT,
@@ -346,7 +355,7 @@ impl IpcPipelineSrc {
         gst::debug!(
             CAT,
             imp = self,
-            "{from:?} -> {to:?}, pipeline at {effective:?}, masters want {target:?}"
+            "{from:?} -> {to:?} (live {live}), pipeline at {effective:?}, masters want {target:?}"
         );
         if !moves || from == to {
             // ASYNC only when a preroll is under way: its ASYNC_DONE completes this request too.
@@ -543,9 +552,9 @@ impl IpcPipelineSrc {
                     imp.clock.apply(&p, &info);
                 }
             }),
-            Frame::StateChange { from, to } => link.control.push(move || {
+            Frame::StateChange { from, to, live } => link.control.push(move || {
                 let imp = obj.imp();
-                let ret = imp.apply_state_change(from, to);
+                let ret = imp.apply_state_change(from, to, live);
                 imp.reply(id, Reply::State(ret));
             }),
             other => {
@@ -681,6 +690,7 @@ impl ObjectSubclass for IpcPipelineSrc {
             wanted: Mutex::new(None),
             flows: Mutex::new(Vec::new()),
             clock: Default::default(),
+            master_live: Default::default(),
         }
     }
 }
@@ -790,6 +800,15 @@ impl ElementImpl for IpcPipelineSrc {
             if self.start_task().is_err() {
                 return Err(gst::StateChangeError);
             }
+        }
+        // We stand for the master's upstream: live there, a live source here, so that the
+        // slave pipeline does not wait in PAUSED for data that comes only in PLAYING.
+        let to_paused = matches!(
+            transition,
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused
+        );
+        if to_paused && self.master_live.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(gst::StateChangeSuccess::NoPreroll);
         }
         Ok(ret)
     }

@@ -200,6 +200,9 @@ pub enum Frame {
     StateChange {
         from: gst::State,
         to: gst::State,
+        /// The master's upstream is live: the slave's src then acts as a live source, and
+        /// the slave pipeline does not wait for a preroll (NO_PREROLL), as in one pipeline.
+        live: bool,
     },
     StateLost,
     Message(RemoteMessage),
@@ -257,9 +260,10 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.u32(query.type_().into_glib() as u32);
             put_structure(&mut w, query.structure());
         }
-        Frame::StateChange { from, to } => {
+        Frame::StateChange { from, to, live } => {
             w.u8(from.into_glib() as u8);
             w.u8(to.into_glib() as u8);
+            w.bool(*live);
         }
         Frame::StateLost | Frame::Release => {}
         Frame::Context(c) => encode_context(&mut w, c),
@@ -596,7 +600,8 @@ where
                     ((from.into_glib() << 3) | to.into_glib()) as i64,
                 ));
             }
-            Frame::StateChange { from, to }
+            let live = r.bool()?;
+            Frame::StateChange { from, to, live }
         }
         FrameType::StateLost => Frame::StateLost,
         FrameType::Release => Frame::Release,

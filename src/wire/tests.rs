@@ -183,13 +183,17 @@ fn queries_replies_state_and_messages() {
     };
     assert!(c.filter().is_none());
 
-    let Frame::StateChange { from, to } = round_trip(&Frame::StateChange {
+    let Frame::StateChange { from, to, live } = round_trip(&Frame::StateChange {
         from: gst::State::Paused,
         to: gst::State::Playing,
+        live: true,
     }) else {
         panic!()
     };
-    assert_eq!((from, to), (gst::State::Paused, gst::State::Playing));
+    assert_eq!(
+        (from, to, live),
+        (gst::State::Paused, gst::State::Playing, true)
+    );
     assert!(matches!(round_trip(&Frame::StateLost), Frame::StateLost));
 
     for r in [
@@ -339,6 +343,7 @@ fn malformed_frames_are_typed_errors() {
         &Frame::StateChange {
             from: gst::State::Null,
             to: gst::State::Ready,
+            live: false,
         },
     );
     b[HEADER_LEN + 1] = 4;
