@@ -128,16 +128,17 @@ impl Mirror {
 pub struct Announced(Mutex<Option<(ClockInfo, Instant)>>);
 
 impl Announced {
-    /// What to send now, if anything: the first description (or any with `force`), a new base
-    /// time or clock, or a fresh sample of a clock the slave follows, once
-    /// [`SAMPLE_INTERVAL`] has passed. `copy` is the slave's clock as we provide it.
+    /// What to send now, if anything: everything with `force` (on the way to PLAYING, where
+    /// the first description goes), else a new base time, or a fresh sample of a clock the
+    /// slave follows once [`SAMPLE_INTERVAL`] has passed. `copy` is the slave's clock as we
+    /// provide it.
     pub fn due(&self, element: &gst::Element, copy: &ClockCopy, force: bool) -> Option<ClockInfo> {
         let mut last = self.0.lock().unwrap();
         let stale = |(prev, at): &(ClockInfo, Instant)| {
             prev.base_time != element.base_time()
                 || prev.kind == ClockKind::Other && at.elapsed() >= SAMPLE_INTERVAL
         };
-        if !force && last.as_ref().is_some_and(|l| !stale(l)) {
+        if !force && !last.as_ref().is_some_and(stale) {
             return None;
         }
         let base_time = element.base_time();

@@ -51,18 +51,24 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-/// Where the helper binary is: next to the running executable or one directory up (cargo puts
-/// test binaries in `deps/`), or where `GST_IPC_SLAVE` says.
-pub fn helper_path() -> std::path::PathBuf {
+/// Where the helper binary is: where `GST_IPC_SLAVE` says, else in `dir`, else next to the
+/// running executable or one directory up (cargo puts test binaries in `deps/`), else on the
+/// PATH.
+pub fn find_helper(dir: Option<&std::path::Path>) -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("GST_IPC_SLAVE") {
         return p.into();
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join("gst-ipc-slave");
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    "gst-ipc-slave".into()
+    dir.into_iter()
+        .chain(exe.ancestors().skip(1).take(2))
+        .map(|d| d.join(HELPER))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| HELPER.into())
 }
+
+/// [`find_helper`] for programs: no plugin directory to look in.
+pub fn helper_path() -> std::path::PathBuf {
+    find_helper(None)
+}
+
+const HELPER: &str = "gst-ipc-slave";

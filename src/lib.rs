@@ -12,6 +12,7 @@ pub mod memory;
 mod settings;
 mod sink;
 mod slavepipeline;
+mod spawned;
 mod src;
 mod state_lock;
 pub mod wire;

@@ -5,7 +5,6 @@
 mod common;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -58,17 +57,8 @@ impl Drop for CSlave {
 
 /// A master process: gst-launch-1.0 with our plugin, on fd 3.
 fn launch_master(fd: &OwnedFd) -> std::process::Child {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe.parent().unwrap().parent().unwrap();
-    assert!(
-        target.join("libgstrsipcpipeline.so").exists(),
-        "the plugin library is not built: run `cargo build` first (scripts/test does)"
-    );
-    let registry = target.join("gst-launch-registry.bin");
     launcher::spawn_with_fds(
-        Command::new("gst-launch-1.0")
-            .env("GST_PLUGIN_PATH", target)
-            .env("GST_REGISTRY", registry)
+        gst_launch()
             .args(["-q", "videotestsrc", "is-live=true", "!"])
             .args(["video/x-raw,width=16,height=16,framerate=200/1", "!"])
             .args(["rsipcpipelinesink", "fdin=3", "fdout=3"]),

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
@@ -13,6 +14,7 @@ use crate::clock;
 use crate::lane;
 use crate::link::{Link, LinkSlot, apply_allocation_answer, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
+use crate::spawned::{self, SpawnedSlave};
 use crate::state_lock::StateLock;
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
 
@@ -49,7 +51,20 @@ pub struct IpcPipelineSink {
     clock: clock::Announced,
     /// The clock the slave pipeline provides, as we provide it to our bin.
     slave_clock: clock::ClockCopy,
+    /// The `slave-pipeline` and `slave-helper` properties.
+    spawn: Mutex<SpawnSettings>,
+    /// The slave process we started, while connected to it.
+    spawned: Mutex<Option<Arc<SpawnedSlave>>>,
 }
+
+#[derive(Default)]
+struct SpawnSettings {
+    description: Option<String>,
+    helper: Option<String>,
+}
+
+/// How long a spawned slave may take to exit once we left it, before it is killed.
+const SPAWNED_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 impl IpcPipelineSink {
     fn link(&self) -> Option<Arc<Link>> {
@@ -67,12 +82,32 @@ impl IpcPipelineSink {
                 ("No answer from the slave pipeline"),
                 ["{err}"]
             ),
-            _ => gst::element_imp_error!(
-                self,
-                gst::ResourceError::Read,
-                ("Lost the connection to the slave pipeline: {err}"),
-                ["{err}"]
-            ),
+            _ => {
+                // A process of ours says how it ended; it does at once after its socket closed.
+                let spawned = self.spawned.lock().unwrap().clone();
+                let ended = spawned.and_then(|s| {
+                    let status = s.exit_status(Duration::from_millis(500))?;
+                    Some(format!(
+                        "the slave process {} {}",
+                        s.pid,
+                        spawned::describe_exit(status)
+                    ))
+                });
+                match ended {
+                    Some(ended) => gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Read,
+                        ("Lost the slave pipeline: {ended}"),
+                        ["{err}"]
+                    ),
+                    None => gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Read,
+                        ("Lost the connection to the slave pipeline: {err}"),
+                        ["{err}"]
+                    ),
+                }
+            }
         }
     }
 
@@ -222,7 +257,66 @@ impl IpcPipelineSink {
         self.forward_query(Target::Pad, query)
     }
 
+    /// Starts the slave process, when `slave-pipeline` is set, and connects our fds to it.
+    fn spawn_slave(&self) -> Result<(), gst::ErrorMessage> {
+        let (description, helper) = {
+            let s = self.spawn.lock().unwrap();
+            let Some(d) = s.description.clone().filter(|d| !d.trim().is_empty()) else {
+                return Ok(());
+            };
+            (d, s.helper.clone())
+        };
+        let plugin_file = self
+            .obj()
+            .factory()
+            .and_then(|f| f.plugin())
+            .and_then(|p| p.filename());
+        let helper = spawned::helper(helper.as_deref(), plugin_file);
+        let slave =
+            SpawnedSlave::spawn(&helper, &description, &self.obj().name()).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenReadWrite,
+                    (
+                        "Could not start the slave process {}: {e}",
+                        helper.display()
+                    )
+                )
+            })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "slave process {} runs {description:?}",
+            slave.pid
+        );
+        {
+            let mut s = self.settings.lock().unwrap();
+            s.fdin = slave.fd();
+            s.fdout = slave.fd();
+        }
+        *self.spawned.lock().unwrap() = Some(Arc::new(slave));
+        Ok(())
+    }
+
+    /// Leaves the slave process we started to end on its own (it does once we are gone).
+    fn reap_slave(&self) {
+        let Some(slave) = self.spawned.lock().unwrap().take() else {
+            return;
+        };
+        self.link.disconnect();
+        {
+            let mut s = self.settings.lock().unwrap();
+            s.fdin = -1;
+            s.fdout = -1;
+        }
+        match Arc::try_unwrap(slave) {
+            Ok(slave) => slave.reap(SPAWNED_EXIT_GRACE),
+            // Someone is reading its exit status: it is ending already.
+            Err(slave) => drop(slave),
+        }
+    }
+
     fn connect(&self) -> Result<(), gst::ErrorMessage> {
+        self.spawn_slave()?;
         let settings = self.settings.lock().unwrap().clone();
         if settings.fdin < 0 || settings.fdout < 0 {
             return Err(gst::error_msg!(
@@ -246,6 +340,7 @@ impl IpcPipelineSink {
             })
             .map_err(|e| {
                 self.link.disconnect();
+                self.reap_slave();
                 gst::error_msg!(
                     gst::ResourceError::OpenReadWrite,
                     ("Could not connect to the slave pipeline: {e}")
@@ -516,6 +611,8 @@ impl ObjectSubclass for IpcPipelineSink {
             lost_state: Mutex::new(false),
             clock: Default::default(),
             slave_clock: Default::default(),
+            spawn: Default::default(),
+            spawned: Default::default(),
         }
     }
 }
@@ -537,6 +634,35 @@ impl ObjectImpl for IpcPipelineSink {
                     .mutable_playing()
                     .build(),
             );
+            p.push(
+                glib::ParamSpecString::builder("slave-pipeline")
+                    .nick("Slave pipeline")
+                    .blurb(
+                        "Launch description of the slave pipeline, which the element then runs \
+                         in a process of its own (the gst-ipc-slave helper), started when it \
+                         leaves NULL and reaped when it returns there; fdin and fdout are then \
+                         the element's own. Set in NULL",
+                    )
+                    .build(),
+            );
+            p.push(
+                glib::ParamSpecString::builder("slave-helper")
+                    .nick("Slave helper")
+                    .blurb(
+                        "Path of the helper that runs slave-pipeline; by default $GST_IPC_SLAVE, \
+                         else gst-ipc-slave next to the plugin file, else on the PATH",
+                    )
+                    .build(),
+            );
+            p.push(
+                glib::ParamSpecInt::builder("slave-pid")
+                    .nick("Slave pid")
+                    .blurb("Process id of the slave process started for slave-pipeline, or -1")
+                    .minimum(-1)
+                    .default_value(-1)
+                    .read_only()
+                    .build(),
+            );
             p
         });
         PROPERTIES.as_ref()
@@ -554,14 +680,30 @@ impl ObjectImpl for IpcPipelineSink {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         if pspec.name() == "window" {
             self.window.store(value.get().unwrap(), Ordering::Relaxed);
+        } else if pspec.name() == "slave-pipeline" {
+            self.spawn.lock().unwrap().description = value.get().unwrap();
+        } else if pspec.name() == "slave-helper" {
+            self.spawn.lock().unwrap().helper = value.get().unwrap();
         } else {
             self.settings.lock().unwrap().set(pspec.name(), value);
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        if pspec.name() == "window" {
-            return self.window.load(Ordering::Relaxed).to_value();
+        match pspec.name() {
+            "window" => return self.window.load(Ordering::Relaxed).to_value(),
+            "slave-pipeline" => return self.spawn.lock().unwrap().description.to_value(),
+            "slave-helper" => return self.spawn.lock().unwrap().helper.to_value(),
+            "slave-pid" => {
+                let pid = self
+                    .spawned
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .map_or(-1, |s| s.pid as i32);
+                return pid.to_value();
+            }
+            _ => {}
         }
         self.settings.lock().unwrap().get(pspec.name()).unwrap()
     }
@@ -681,6 +823,9 @@ impl ElementImpl for IpcPipelineSink {
 
         if transition == T::ReadyToNull && self.link().is_some_and(|l| l.channel.is_closed()) {
             self.link.disconnect();
+        }
+        if transition == T::ReadyToNull {
+            self.reap_slave();
         }
 
         match peer {

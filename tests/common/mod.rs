@@ -22,6 +22,21 @@ pub fn init() {
     });
 }
 
+/// gst-launch-1.0 with our plugin (the library `cargo build` made, with the helper next to
+/// it) and a registry of its own.
+pub fn gst_launch() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().unwrap().parent().unwrap();
+    assert!(
+        target.join("libgstrsipcpipeline.so").exists(),
+        "the plugin library is not built: run `cargo build` first (scripts/test does)"
+    );
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.env("GST_PLUGIN_PATH", target)
+        .env("GST_REGISTRY", target.join("gst-launch-registry.bin"));
+    cmd
+}
+
 /// A slave process and the master's end of its connection.
 pub struct Slave {
     pub child: Child,

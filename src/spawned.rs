@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MPL-2.0
+//! A slave process that the sink starts by itself from a launch description: the helper
+//! binary on one end of a socketpair, its output kept apart and tagged, and its end told
+//! (exit status or signal) and reaped.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::launcher;
+
+pub struct SpawnedSlave {
+    /// Ours to reap; `None` once reaped.
+    child: Mutex<Option<Child>>,
+    /// How it ended, once known.
+    status: Mutex<Option<ExitStatus>>,
+    pub pid: u32,
+    /// The master's end of the connection.
+    socket: OwnedFd,
+}
+
+impl SpawnedSlave {
+    /// Starts `helper` hosting `description`, connected to us. Each line it writes goes to
+    /// our stderr prefixed with `tag` and its pid.
+    pub fn spawn(helper: &Path, description: &str, tag: &str) -> std::io::Result<SpawnedSlave> {
+        let (ours, theirs) = launcher::socketpair()?;
+        let mut cmd = Command::new(helper);
+        cmd.arg("--fd")
+            .arg(launcher::FIRST_CHILD_FD.to_string())
+            .arg(description)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = launcher::spawn_with_fds(&mut cmd, &[&theirs])?;
+        let pid = child.id();
+        let tag = format!("[{tag} slave {pid}]");
+        if let Some(out) = child.stdout.take() {
+            forward_lines(out, tag.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            forward_lines(err, tag);
+        }
+        Ok(SpawnedSlave {
+            child: Mutex::new(Some(child)),
+            status: Mutex::new(None),
+            pid,
+            socket: ours,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// How the process ended, waiting for it at most `within`; `None` while it runs.
+    pub fn exit_status(&self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = *self.status.lock().unwrap() {
+                return Some(s);
+            }
+            {
+                let mut child = self.child.lock().unwrap();
+                if let Some(s) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    *self.status.lock().unwrap() = Some(s);
+                    *child = None;
+                    return Some(s);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // A process that closed its socket is about to exit: poll briefly.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Lets the process exit on its own (it does once its master has gone), killing it after
+    /// `grace`; reaped on a thread of its own, so that nobody waits for it.
+    pub fn reap(self, grace: Duration) {
+        let Some(mut child) = self.child.lock().unwrap().take() else {
+            return;
+        };
+        drop(self.socket);
+        let _ = std::thread::Builder::new()
+            .name("rsipc-reaper".into())
+            .spawn(move || {
+                let deadline = Instant::now() + grace;
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            });
+    }
+}
+
+/// "exited with status 3", "killed by signal 9 (SIGKILL)".
+pub fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGFPE => " (SIGFPE)",
+                libc::SIGILL => " (SIGILL)",
+                libc::SIGINT => " (SIGINT)",
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGPIPE => " (SIGPIPE)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGSYS => " (SIGSYS)",
+                libc::SIGTERM => " (SIGTERM)",
+                _ => "",
+            };
+            format!("killed by signal {sig}{name}")
+        }
+        _ => format!("ended ({status})"),
+    }
+}
+
+fn forward_lines(from: impl Read + Send + 'static, tag: String) {
+    let _ = std::thread::Builder::new()
+        .name("rsipc-slave-log".into())
+        .spawn(move || {
+            for line in BufReader::new(from).lines() {
+                match line {
+                    Ok(l) => eprintln!("{tag} {l}"),
+                    Err(_) => break,
+                }
+            }
+        });
+}
+
+/// The helper binary: the `slave-helper` property if set, else what
+/// [`launcher::find_helper`] finds, looking next to the plugin file first.
+pub fn helper(property: Option<&str>, plugin_file: Option<PathBuf>) -> PathBuf {
+    match property.filter(|p| !p.is_empty()) {
+        Some(p) => p.into(),
+        None => launcher::find_helper(plugin_file.as_deref().and_then(Path::parent)),
+    }
+}

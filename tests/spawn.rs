@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `slave-pipeline`: the sink starts, drives and reaps its slave process itself, so that a
+//! split pipeline is one `gst-launch-1.0` line.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+const FRAMES: &str = "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=16,height=16";
+
+/// The slave processes (the helper) whose parent is `parent`, zombies included.
+fn slaves_of(parent: u32) -> Vec<(u32, char)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent && head.contains("(gst-ipc-slave")).then_some((pid, state))
+        })
+        .collect()
+}
+
+/// Waits until the slave process `pid` is gone, reaped (not a zombie).
+fn reaped(pid: u32) {
+    let me = std::process::id();
+    wait_until("the slave process reaped", || {
+        !slaves_of(me).iter().any(|(p, _)| *p == pid)
+    });
+}
+
+fn slave_pid(sink: &gst::Element) -> u32 {
+    let pid = sink.property::<i32>("slave-pid");
+    assert!(pid > 0);
+    pid as u32
+}
+
+/// `gst-launch-1.0 ... ! rsipcpipelinesink slave-pipeline="..."` twice in one master (after a
+/// tee): each sink runs its own slave process, and both write what the unsplit pipeline writes.
+#[test]
+fn gst_launch_with_two_spawned_slaves_writes_what_one_pipeline_writes() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).display().to_string();
+    let unsplit = gst_launch()
+        .args(["-q"])
+        .args(FRAMES.split(' '))
+        .args(["!", "filesink", &format!("location={}", path("unsplit"))])
+        .status()
+        .unwrap();
+    assert!(unsplit.success());
+
+    let line = format!(
+        "{FRAMES} ! tee name=t \
+         t. ! queue ! rsipcpipelinesink slave-pipeline=\"filesink location={}\" \
+         t. ! queue ! rsipcpipelinesink slave-pipeline=\"filesink location={}\"",
+        path("a"),
+        path("b")
+    );
+    let out = gst_launch()
+        .args(["-q", "-e"])
+        .args(shell_words(&line))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = std::fs::read(path("unsplit")).unwrap();
+    assert_eq!(expected.len(), 30 * 16 * 16 * 3 / 2);
+    for name in ["a", "b"] {
+        assert_eq!(std::fs::read(path(name)).unwrap(), expected, "slave {name}");
+    }
+}
+
+/// Splits a gst-launch line into arguments as a shell would (double quotes only).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !words.last().unwrap().is_empty() {
+                    words.push(String::new());
+                }
+            }
+            c => words.last_mut().unwrap().push(c),
+        }
+    }
+    words.retain(|w| !w.is_empty());
+    words
+}
+
+fn spawned_master(description: &str, slave: &str) -> (gst::Pipeline, gst::Element) {
+    let pipeline = pipeline(&format!("{description} ! rsipcpipelinesink name=sink"));
+    let sink = pipeline.by_name("sink").unwrap();
+    sink.set_property("slave-pipeline", slave);
+    (pipeline, sink)
+}
+
+/// A demuxed file through a spawned decoding slave: it prerolls, answers duration and
+/// position, seeks, reaches EOS, and its process is gone once the master is in NULL.
+#[test]
+fn spawned_slave_plays_seeks_and_ends() {
+    init();
+    let file = make_file(
+        ".mkv",
+        "videotestsrc num-buffers=60 ! video/x-raw,width=64,height=48,framerate=30/1 ! \
+         jpegenc ! matroskamux ! filesink location={location}",
+    );
+    let (pipeline, sink) = spawned_master(
+        &format!("filesrc location={} ! matroskademux", file.path().display()),
+        "decodebin ! videoconvert ! fakesink sync=true",
+    );
+    set_state(
+        &pipeline,
+        gst::State::Paused,
+        gst::StateChangeSuccess::Async,
+    );
+    wait_state(&pipeline, gst::State::Paused);
+    let pid = slave_pid(&sink);
+    assert!(slaves_of(std::process::id()).iter().any(|(p, _)| *p == pid));
+    let duration = pipeline.query_duration::<gst::ClockTime>().unwrap();
+    assert_eq!(duration, gst::ClockTime::from_seconds(2));
+    pipeline
+        .seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+            gst::ClockTime::from_seconds(1),
+        )
+        .unwrap();
+    wait_state(&pipeline, gst::State::Paused);
+    let position = pipeline.query_position::<gst::ClockTime>().unwrap();
+    assert!(position >= gst::ClockTime::from_mseconds(990), "{position}");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_eos(&pipeline);
+    null_at_once(&pipeline, Duration::from_secs(1));
+    assert_eq!(sink.property::<i32>("slave-pid"), -1);
+    drop(sink);
+    reaped(pid);
+}
+
+/// A spawned slave killed mid-stream: one ERROR that names the signal, NULL at once, and
+/// the process reaped.
+#[test]
+fn killed_spawned_slave_is_named_in_one_error() {
+    init();
+    let (pipeline, sink) = spawned_master(
+        "videotestsrc is-live=true ! video/x-raw,width=16,height=16,framerate=100/1",
+        "fakesink sync=true",
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_state(&pipeline, gst::State::Playing);
+    let pid = slave_pid(&sink);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let e = wait_error_from(&pipeline, "sink", DEADLINE);
+    assert!(e.error.matches(gst::ResourceError::Read));
+    assert!(
+        e.error
+            .message()
+            .contains(&format!("slave process {pid} killed by signal 9 (SIGKILL)")),
+        "{}",
+        e.error.message()
+    );
+    null_at_once(&pipeline, Duration::from_secs(1));
+    drop(sink);
+    reaped(pid);
+}
+
+/// An error inside the spawned slave comes to the master with the slave element's path.
+#[test]
+fn spawned_slave_errors_come_with_their_origin() {
+    init();
+    let (pipeline, sink) = spawned_master(FRAMES, "identity name=broken error-after=5 ! fakesink");
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let pid = slave_pid(&sink);
+    let e = wait_error_from(&pipeline, "sink", DEADLINE);
+    let origin = e.details.unwrap().get::<String>("ipc-origin").unwrap();
+    assert!(origin.ends_with("/GstIdentity:broken"), "{origin}");
+    null_at_once(&pipeline, Duration::from_secs(1));
+    drop(sink);
+    reaped(pid);
+}
