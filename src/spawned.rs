@@ -78,6 +78,17 @@ impl SpawnedSlave {
         }
     }
 
+    /// Ends the process now (it hangs, or broke the protocol) and tells how it ended.
+    pub fn kill(&self) -> Option<ExitStatus> {
+        let mut child = self.child.lock().unwrap();
+        let c = child.as_mut()?;
+        let _ = c.kill();
+        let status = c.wait().ok()?;
+        *child = None;
+        *self.status.lock().unwrap() = Some(status);
+        Some(status)
+    }
+
     /// Lets the process exit on its own (it does once its master has gone), killing it after
     /// `grace`; reaped on a thread of its own, so that nobody waits for it.
     pub fn reap(self, grace: Duration) {

@@ -193,3 +193,111 @@ fn spawned_slave_errors_come_with_their_origin() {
     drop(sink);
     reaped(pid);
 }
+
+fn kill(pid: u32) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+}
+
+/// Waits for a new slave process, other than `old`, to take buffers (`sent` counts those
+/// given to the sink), and returns its pid.
+fn restarted(sink: &gst::Element, old: u32, sent: &std::sync::atomic::AtomicUsize) -> u32 {
+    use std::sync::atomic::Ordering;
+    wait_until("a new slave process", || {
+        let pid = sink.property::<i32>("slave-pid");
+        pid > 0 && pid as u32 != old
+    });
+    // The restart happens on the streaming thread: buffers after it mean it is done.
+    let before = sent.load(Ordering::SeqCst);
+    wait_until("buffers after the restart", || {
+        sent.load(Ordering::SeqCst) >= before + 3
+    });
+    sink.property::<i32>("slave-pid") as u32
+}
+
+/// `on-slave-crash=restart`: the slave is killed mid-stream; the master stays PLAYING, says
+/// what happened in a WARNING, the new slave gets the stream from the next buffer on, and EOS
+/// still arrives. Only the buffers the dead slave held are lost.
+#[test]
+fn killed_slave_is_restarted_and_the_stream_goes_on() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("frames");
+    let (pipeline, sink) = spawned_master(
+        "videotestsrc num-buffers=200 ! video/x-raw,format=I420,width=16,height=16,framerate=100/1",
+        &format!(
+            "identity sync=true ! filesink buffer-mode=unbuffered append=true location={}",
+            out.display()
+        ),
+    );
+    sink.set_property_from_str("on-slave-crash", "restart");
+    let sent = count_buffers(&sink.static_pad("sink").unwrap());
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let frames = || std::fs::metadata(&out).map_or(0, |m| m.len() / 384);
+    wait_until("frames in the first slave", || frames() >= 30);
+    let first = slave_pid(&sink);
+    kill(first);
+    let bus = pipeline.bus().unwrap();
+    let warning = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::Warning],
+        )
+        .expect("a warning");
+    let gst::MessageView::Warning(w) = warning.view() else {
+        unreachable!()
+    };
+    let text = w.error().message().to_string();
+    assert!(
+        text.contains(&format!(
+            "slave process {first} killed by signal 9 (SIGKILL)"
+        )) && text.contains("starting it again (1 of at most 3"),
+        "{text}"
+    );
+    let second = restarted(&sink, first, &sent);
+    wait_eos(&pipeline);
+    assert_eq!(pipeline.current_state(), gst::State::Playing);
+    let got = frames();
+    // The window's worth that the first slave held, at most.
+    assert!((160..=200).contains(&got), "{got} of 200 frames written");
+    null_at_once(&pipeline, Duration::from_secs(1));
+    drop(sink);
+    reaped(first);
+    reaped(second);
+}
+
+/// A slave that keeps dying: restarted up to `max-restarts` times, then one ERROR.
+#[test]
+fn a_slave_dying_in_a_loop_ends_in_an_error() {
+    init();
+    let (pipeline, sink) = spawned_master(
+        "videotestsrc is-live=true ! video/x-raw,width=16,height=16,framerate=100/1",
+        "fakesink sync=true",
+    );
+    sink.set_property_from_str("on-slave-crash", "restart");
+    sink.set_property("max-restarts", 2u32);
+    let sent = count_buffers(&sink.static_pad("sink").unwrap());
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_state(&pipeline, gst::State::Playing);
+    let mut pids = vec![slave_pid(&sink)];
+    for _ in 0..2 {
+        let pid = *pids.last().unwrap();
+        kill(pid);
+        pids.push(restarted(&sink, pid, &sent));
+    }
+    kill(*pids.last().unwrap());
+    let e = wait_error_from(&pipeline, "sink", DEADLINE);
+    assert!(
+        e.error.message().contains("after 2 restarts in a minute"),
+        "{}",
+        e.error.message()
+    );
+    null_at_once(&pipeline, Duration::from_secs(1));
+    drop(sink);
+    for pid in pids {
+        reaped(pid);
+    }
+}

@@ -15,8 +15,12 @@ use crate::lane;
 use crate::link::{Link, LinkSlot, apply_allocation_answer, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
 use crate::spawned::{self, SpawnedSlave};
+
+#[path = "restart.rs"]
+mod restart;
 use crate::state_lock::StateLock;
 use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
+use restart::CrashPolicy;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -55,12 +59,32 @@ pub struct IpcPipelineSink {
     spawn: Mutex<SpawnSettings>,
     /// The slave process we started, while connected to it.
     spawned: Mutex<Option<Arc<SpawnedSlave>>>,
+    /// Recent restarts of that process, for `max-restarts`.
+    restarts: Mutex<restart::Restarts>,
+    /// Held while a dead slave is replaced, so that one thread does it.
+    restart_lock: Mutex<()>,
+    /// Set by a restart: delta units are dropped until a keyframe.
+    wait_keyframe: AtomicBool,
+    /// A restart is under way: the failures of the new slave are its business.
+    restarting: AtomicBool,
 }
 
-#[derive(Default)]
 struct SpawnSettings {
     description: Option<String>,
     helper: Option<String>,
+    on_crash: CrashPolicy,
+    max_restarts: u32,
+}
+
+impl Default for SpawnSettings {
+    fn default() -> Self {
+        SpawnSettings {
+            description: None,
+            helper: None,
+            on_crash: CrashPolicy::default(),
+            max_restarts: restart::DEFAULT_MAX_RESTARTS,
+        }
+    }
 }
 
 /// How long a spawned slave may take to exit once we left it, before it is killed.
@@ -72,7 +96,8 @@ impl IpcPipelineSink {
     }
 
     fn post_link_error(&self, err: &ChannelError) {
-        if self.error_posted.swap(true, Ordering::SeqCst) {
+        if self.restarting.load(Ordering::SeqCst) || self.error_posted.swap(true, Ordering::SeqCst)
+        {
             return;
         }
         match err {
@@ -88,9 +113,10 @@ impl IpcPipelineSink {
                 let ended = spawned.and_then(|s| {
                     let status = s.exit_status(Duration::from_millis(500))?;
                     Some(format!(
-                        "the slave process {} {}",
+                        "the slave process {} {}{}",
                         s.pid,
-                        spawned::describe_exit(status)
+                        spawned::describe_exit(status),
+                        self.restarts_spent_note()
                     ))
                 });
                 match ended {
@@ -112,12 +138,26 @@ impl IpcPipelineSink {
     }
 
     fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(link) = self.link() else {
+        let Some(mut link) = self.working_link() else {
+            gst::debug!(CAT, imp = self, "no link: flushing");
             return Err(gst::FlowError::Flushing);
         };
+        if self.skip_until_keyframe(&buffer) {
+            return Ok(gst::FlowSuccess::Ok);
+        }
         self.announce_clock(&link, false);
         let window = self.window.load(Ordering::Relaxed) as usize;
-        match link.channel.send_buffer(&buffer, window) {
+        let mut sent = link.channel.send_buffer(&buffer, window);
+        if let Err(e) = &sent
+            && let Some(new) = self.restart_slave(e)
+        {
+            link = new;
+            if self.skip_until_keyframe(&buffer) {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            sent = link.channel.send_buffer(&buffer, window);
+        }
+        match sent {
             Ok(()) => Ok(gst::FlowSuccess::Ok),
             Err(ChannelError::Flow(f)) => {
                 // The slave posted its error before it answered the buffer: post it here
@@ -136,7 +176,7 @@ impl IpcPipelineSink {
 
     fn sink_event(&self, event: gst::Event) -> bool {
         gst::log!(CAT, imp = self, "forwarding {event:?}");
-        let Some(link) = self.link() else {
+        let Some(link) = self.working_link() else {
             return false;
         };
         let ch = &link.channel;
@@ -340,7 +380,6 @@ impl IpcPipelineSink {
             })
             .map_err(|e| {
                 self.link.disconnect();
-                self.reap_slave();
                 gst::error_msg!(
                     gst::ResourceError::OpenReadWrite,
                     ("Could not connect to the slave pipeline: {e}")
@@ -556,6 +595,15 @@ impl Handler for SinkHandler {
         let Some(link) = element.imp().link().filter(|l| l.channel.greeted()) else {
             return;
         };
+        // The streaming thread replaces the slave when it next sends.
+        if element.imp().will_restart() {
+            gst::info!(
+                CAT,
+                obj = element,
+                "slave gone ({error}): it will be restarted"
+            );
+            return;
+        }
         let error = error.clone();
         link.control
             .push(move || element.imp().post_link_error(&error));
@@ -613,6 +661,10 @@ impl ObjectSubclass for IpcPipelineSink {
             slave_clock: Default::default(),
             spawn: Default::default(),
             spawned: Default::default(),
+            restarts: Default::default(),
+            restart_lock: Default::default(),
+            wait_keyframe: AtomicBool::new(false),
+            restarting: AtomicBool::new(false),
         }
     }
 }
@@ -655,6 +707,28 @@ impl ObjectImpl for IpcPipelineSink {
                     .build(),
             );
             p.push(
+                glib::ParamSpecEnum::builder::<CrashPolicy>("on-slave-crash")
+                    .nick("On slave crash")
+                    .blurb(
+                        "What to do when the slave process of slave-pipeline dies: post an \
+                         error, or start it again and carry on from the next buffer (the next \
+                         keyframe), with a warning",
+                    )
+                    .mutable_playing()
+                    .build(),
+            );
+            p.push(
+                glib::ParamSpecUInt::builder("max-restarts")
+                    .nick("Max restarts")
+                    .blurb(
+                        "With on-slave-crash=restart, restarts allowed in any minute; one more \
+                         crash is an error",
+                    )
+                    .default_value(restart::DEFAULT_MAX_RESTARTS)
+                    .mutable_playing()
+                    .build(),
+            );
+            p.push(
                 glib::ParamSpecInt::builder("slave-pid")
                     .nick("Slave pid")
                     .blurb("Process id of the slave process started for slave-pipeline, or -1")
@@ -684,6 +758,10 @@ impl ObjectImpl for IpcPipelineSink {
             self.spawn.lock().unwrap().description = value.get().unwrap();
         } else if pspec.name() == "slave-helper" {
             self.spawn.lock().unwrap().helper = value.get().unwrap();
+        } else if pspec.name() == "on-slave-crash" {
+            self.spawn.lock().unwrap().on_crash = value.get().unwrap();
+        } else if pspec.name() == "max-restarts" {
+            self.spawn.lock().unwrap().max_restarts = value.get().unwrap();
         } else {
             self.settings.lock().unwrap().set(pspec.name(), value);
         }
@@ -694,6 +772,8 @@ impl ObjectImpl for IpcPipelineSink {
             "window" => return self.window.load(Ordering::Relaxed).to_value(),
             "slave-pipeline" => return self.spawn.lock().unwrap().description.to_value(),
             "slave-helper" => return self.spawn.lock().unwrap().helper.to_value(),
+            "on-slave-crash" => return self.spawn.lock().unwrap().on_crash.to_value(),
+            "max-restarts" => return self.spawn.lock().unwrap().max_restarts.to_value(),
             "slave-pid" => {
                 let pid = self
                     .spawned
@@ -761,6 +841,7 @@ impl ElementImpl for IpcPipelineSink {
         match transition {
             T::NullToReady => {
                 if let Err(e) = self.connect() {
+                    self.reap_slave();
                     // The reader may have reported the same failure already.
                     if !self.error_posted.swap(true, Ordering::SeqCst) {
                         self.post_error_message(e);
@@ -805,6 +886,10 @@ impl ElementImpl for IpcPipelineSink {
             self.announce_clock(&link, true);
         }
         let upward = transition.next() > transition.current();
+        if upward && transition != T::NullToReady {
+            // A slave of ours that died meanwhile is started again first.
+            let _ = self.working_link();
+        }
         let peer = self.peer_state_change(transition);
         if peer == gst::StateChangeReturn::Failure && upward {
             if may_async && self.pending_async.swap(false, Ordering::SeqCst) {
