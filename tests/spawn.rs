@@ -206,7 +206,19 @@ fn kill(pid: u32) {
 /// given to the sink), and returns its pid.
 fn restarted(sink: &gst::Element, old: u32, sent: &std::sync::atomic::AtomicUsize) -> u32 {
     use std::sync::atomic::Ordering;
+    let bus = sink
+        .parent()
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+        .bus()
+        .unwrap();
     wait_until("a new slave process", || {
+        if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = m.view()
+        {
+            panic!("an error instead of a restart: {}", e.error());
+        }
         let pid = sink.property::<i32>("slave-pid");
         pid > 0 && pid as u32 != old
     });

@@ -149,7 +149,7 @@ impl IpcPipelineSink {
         let window = self.window.load(Ordering::Relaxed) as usize;
         let mut sent = link.channel.send_buffer(&buffer, window);
         if let Err(e) = &sent
-            && let Some(new) = self.restart_slave(e)
+            && let Some(new) = self.restart_slave(&link, e)
         {
             link = new;
             if self.skip_until_keyframe(&buffer) {
@@ -595,18 +595,17 @@ impl Handler for SinkHandler {
         let Some(link) = element.imp().link().filter(|l| l.channel.greeted()) else {
             return;
         };
-        // The streaming thread replaces the slave when it next sends.
-        if element.imp().will_restart() {
-            gst::info!(
-                CAT,
-                obj = element,
-                "slave gone ({error}): it will be restarted"
-            );
-            return;
-        }
         let error = error.clone();
-        link.control
-            .push(move || element.imp().post_link_error(&error));
+        link.control.push(move || {
+            let imp = element.imp();
+            // A restart mends it, or has already: the streaming thread replaces the slave
+            // when it next sends, and a link it replaced is not ours to report.
+            if imp.will_restart() || imp.link().is_some_and(|l| !l.channel.is_closed()) {
+                gst::info!(CAT, obj = element, "slave gone ({error}): restarted");
+                return;
+            }
+            imp.post_link_error(&error)
+        });
     }
 }
 

@@ -79,9 +79,10 @@ impl IpcPipelineSink {
             let s = self.spawn.lock().unwrap();
             (s.on_crash, s.max_restarts)
         };
-        policy == CrashPolicy::Restart
-            && self.spawned.lock().unwrap().is_some()
-            && !self.restarts.lock().unwrap().spent(max)
+        self.restarting.load(Ordering::SeqCst)
+            || policy == CrashPolicy::Restart
+                && self.spawned.lock().unwrap().is_some()
+                && !self.restarts.lock().unwrap().spent(max)
     }
 
     /// What an ERROR about a dead slave adds when restarts were allowed: they ran out.
@@ -101,21 +102,29 @@ impl IpcPipelineSink {
         let link = self.link()?;
         match link.channel.closed_reason() {
             None | Some(ChannelError::Disconnected) => Some(link),
-            Some(e) => self.restart_slave(&e).or(Some(link)),
+            Some(e) => self.restart_slave(&link, &e).or(Some(link)),
         }
     }
 
     /// Replaces a dead slave with a new one (and that one, if it dies on the way, within the
     /// budget); `None` when that is not for us to do (the caller reports `cause`) or failed
     /// (reported here).
-    pub(super) fn restart_slave(&self, cause: &ChannelError) -> Option<Arc<Link>> {
+    pub(super) fn restart_slave(
+        &self,
+        failed: &Arc<Link>,
+        cause: &ChannelError,
+    ) -> Option<Arc<Link>> {
         if matches!(cause, ChannelError::Disconnected | ChannelError::Flushing) {
             return None;
         }
         gst::debug!(CAT, imp = self, "connection lost ({cause}): restart?");
         let _one_at_a_time = self.restart_lock.lock().unwrap();
-        // Another thread of ours may just have done it.
-        if let Some(l) = self.link().filter(|l| !l.channel.is_closed()) {
+        // Another thread of ours may just have done it. (The failed link itself may not say
+        // it is closed yet: a write can fail before the reader sees the end.)
+        if let Some(l) = self
+            .link()
+            .filter(|l| !Arc::ptr_eq(l, failed) && !l.channel.is_closed())
+        {
             return Some(l);
         }
         let (policy, max) = {
