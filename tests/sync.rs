@@ -109,13 +109,12 @@ fn both_sides_configure_the_unsplit_latency() {
             .filter_map(|l| l.strip_prefix("latency ")?.parse::<u64>().ok())
             .collect::<Vec<_>>()
     };
-    // The slave configures its own, and the master's reaches it: two at least.
-    wait_until("the slave's latency", || slave_latency().len() >= 2);
-    assert!(
-        slave_latency().iter().all(|l| *l == expected),
-        "unsplit {expected}, split {:?}",
-        slave_latency()
-    );
+    // The slave configures its own, then the master's reaches it: the unsplit latency, last.
+    // (On a busy machine the slave may ask before the master's mixer has negotiated, and
+    // configure something else for a moment, as an unsplit pipeline asked that early would.)
+    wait_until("the slave's latency", || {
+        slave_latency().len() >= 2 && slave_latency().last() == Some(&expected)
+    });
     drop(sink);
     assert!(stop(pipeline, slave).success());
 }
