@@ -96,8 +96,10 @@ impl IpcPipelineSink {
     }
 
     fn post_link_error(&self, err: &ChannelError) {
-        if self.restarting.load(Ordering::SeqCst) || self.error_posted.swap(true, Ordering::SeqCst)
-        {
+        // A slave of ours that will be restarted is not an error: whatever noticed it first
+        // (a LATENCY event from our bin, a query, the reader), the next buffer or state
+        // change replaces it.
+        if self.will_restart() || self.error_posted.swap(true, Ordering::SeqCst) {
             return;
         }
         match err {
@@ -600,7 +602,7 @@ impl Handler for SinkHandler {
             let imp = element.imp();
             // A restart mends it, or has already: the streaming thread replaces the slave
             // when it next sends, and a link it replaced is not ours to report.
-            if imp.will_restart() || imp.link().is_some_and(|l| !l.channel.is_closed()) {
+            if imp.link().is_some_and(|l| !l.channel.is_closed()) {
                 gst::info!(CAT, obj = element, "slave gone ({error}): restarted");
                 return;
             }
