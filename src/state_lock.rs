@@ -20,6 +20,18 @@ impl StateLock {
     }
 }
 
+impl StateLock {
+    /// The lock, if no other thread holds it now.
+    pub fn try_new(element: &gst::Element) -> Option<StateLock> {
+        use gst::glib::translate::*;
+        unsafe {
+            let e: *mut gst::ffi::GstElement = element.to_glib_none().0;
+            let m = std::ptr::addr_of_mut!((*e).state_lock);
+            (glib::ffi::g_rec_mutex_trylock(m) != 0).then_some(StateLock(m))
+        }
+    }
+}
+
 impl Drop for StateLock {
     fn drop(&mut self) {
         unsafe { glib::ffi::g_rec_mutex_unlock(self.0) }

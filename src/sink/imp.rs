@@ -466,7 +466,17 @@ impl IpcPipelineSink {
 
     fn handle_message(&self, m: RemoteMessage) {
         if m.type_ == gst::MessageType::AsyncDone {
-            let _lock = StateLock::new(self.obj().upcast_ref());
+            // The state change that holds the lock may be the one taking our link down, and
+            // it waits for this lane to finish: then there is nothing left to complete.
+            let _lock = loop {
+                if let Some(lock) = StateLock::try_new(self.obj().upcast_ref()) {
+                    break lock;
+                }
+                if self.link().is_none_or(|l| l.channel.is_closed()) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
             if self.pending_async.swap(false, Ordering::SeqCst) {
                 let _ = self.obj().continue_state(gst::StateChangeReturn::Success);
                 self.post_async_done();
