@@ -646,6 +646,9 @@ struct FrameReader<'a> {
 const POOLED_BODY_MIN: usize = 256 * 1024;
 /// Free bodies kept for reuse.
 const POOLED_BODIES: usize = 4;
+/// Larger bodies are not kept: a peer sending frames near the 256 MiB limit must not make us
+/// hold a gigabyte once it stops (4K RGBA frames, 32 MiB, still fit).
+const POOLED_BODY_MAX: usize = 64 << 20;
 
 /// Recycles the allocations of large frame bodies, which become the memory of the buffers
 /// pushed downstream. A fresh allocation of a few megabytes per video frame costs page faults
@@ -655,7 +658,8 @@ struct BodyPool(Mutex<Vec<Vec<u8>>>);
 
 impl BodyPool {
     fn get(self: &Arc<Self>, len: usize) -> Body {
-        let reused = if len >= POOLED_BODY_MIN {
+        let pooled = (POOLED_BODY_MIN..=POOLED_BODY_MAX).contains(&len);
+        let reused = if pooled {
             let mut free = self.0.lock().unwrap();
             free.iter()
                 .position(|b| b.len() == len)
@@ -665,7 +669,7 @@ impl BodyPool {
         };
         Body {
             data: reused.unwrap_or_else(|| vec![0; len]),
-            home: (len >= POOLED_BODY_MIN).then(|| Arc::downgrade(self)),
+            home: pooled.then(|| Arc::downgrade(self)),
         }
     }
 }

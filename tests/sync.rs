@@ -15,35 +15,39 @@ use gst::subclass::prelude::*;
 const MIXER: &str = "audiotestsrc is-live=true samplesperbuffer=400 ! \
                      audiomixer latency=200000000";
 
-/// Every latency the pipeline's sinks are told, as the LATENCY events going upstream.
-fn record_latency(pad: &gst::Pad) -> Arc<Mutex<Vec<u64>>> {
+/// What `pick` takes from each event going upstream through `pad`.
+fn record_upstream<T: Send + 'static>(
+    pad: &gst::Pad,
+    pick: impl Fn(&gst::EventRef) -> Option<T> + Send + Sync + 'static,
+) -> Arc<Mutex<Vec<T>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
         if let Some(gst::PadProbeData::Event(e)) = &info.data
-            && let gst::EventView::Latency(l) = e.view()
+            && let Some(v) = pick(e)
         {
-            s.lock().unwrap().push(l.latency().nseconds());
+            s.lock().unwrap().push(v);
         }
         gst::PadProbeReturn::Ok
     });
     seen
 }
 
+/// Every latency the pipeline's sinks are told, as the LATENCY events going upstream.
+fn record_latency(pad: &gst::Pad) -> Arc<Mutex<Vec<u64>>> {
+    record_upstream(pad, |e| match e.view() {
+        gst::EventView::Latency(l) => Some(l.latency().nseconds()),
+        _ => None,
+    })
+}
+
 /// The jitter (how late, in ns; negative: early) of every buffer a syncing slave sink
 /// rendered, from the QoS events that come back up through our sink.
 fn record_lateness(pad: &gst::Pad) -> Arc<Mutex<Vec<i64>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
-        if let Some(gst::PadProbeData::Event(e)) = &info.data
-            && let gst::EventView::Qos(q) = e.view()
-        {
-            s.lock().unwrap().push(q.get().2);
-        }
-        gst::PadProbeReturn::Ok
-    });
-    seen
+    record_upstream(pad, |e| match e.view() {
+        gst::EventView::Qos(q) => Some(q.get().2),
+        _ => None,
+    })
 }
 
 fn playing_lines(slave: &Slave) -> Vec<String> {

@@ -140,8 +140,9 @@ impl IpcPipelineSink {
     }
 
     fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(mut link) = self.working_link() else {
-            gst::debug!(CAT, imp = self, "no link: flushing");
+        // Not working_link(): a broken link fails the send below, which restarts the slave,
+        // so the per-buffer path takes no extra lock to ask.
+        let Some(mut link) = self.link() else {
             return Err(gst::FlowError::Flushing);
         };
         if self.skip_until_keyframe(&buffer) {
