@@ -33,6 +33,12 @@ pub fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd]) -> io::Result<Child> 
                     return Err(io::Error::last_os_error());
                 }
             }
+            // Whatever a library of the master opened without close-on-exec stays behind
+            // too: the slave gets its connections and stdio, nothing else.
+            let first_closed = FIRST_CHILD_FD as libc::c_uint + raw.len() as libc::c_uint;
+            if libc::syscall(libc::SYS_close_range, first_closed, libc::c_uint::MAX, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
             Ok(())
         });
     }

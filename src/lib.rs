@@ -9,6 +9,7 @@ mod lane;
 pub mod launcher;
 mod link;
 pub mod memory;
+pub mod sandbox;
 mod settings;
 mod sink;
 mod slavepipeline;

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::launcher;
+use crate::sandbox::Policy;
 
 pub struct SpawnedSlave {
     /// Ours to reap; `None` once reaped.
@@ -23,13 +24,19 @@ pub struct SpawnedSlave {
 }
 
 impl SpawnedSlave {
-    /// Starts `helper` hosting `description`, connected to us. Each line it writes goes to
-    /// our stderr prefixed with `tag` and its pid.
-    pub fn spawn(helper: &Path, description: &str, tag: &str) -> std::io::Result<SpawnedSlave> {
+    /// Starts `helper` hosting `description` in `sandbox`, connected to us. Each line it
+    /// writes goes to our stderr prefixed with `tag` and its pid.
+    pub fn spawn(
+        helper: &Path,
+        description: &str,
+        sandbox: &Policy,
+        tag: &str,
+    ) -> std::io::Result<SpawnedSlave> {
         let (ours, theirs) = launcher::socketpair()?;
         let mut cmd = Command::new(helper);
         cmd.arg("--fd")
             .arg(launcher::FIRST_CHILD_FD.to_string())
+            .args(sandbox.to_args())
             .arg(description)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -88,18 +95,23 @@ impl SpawnedSlave {
         *self.status.lock().unwrap() = Some(status);
         Some(status)
     }
+}
 
-    /// Lets the process exit on its own (it does once its master has gone), killing it after
-    /// `grace`; reaped on a thread of its own, so that nobody waits for it.
-    pub fn reap(self, grace: Duration) {
-        let Some(mut child) = self.child.lock().unwrap().take() else {
+/// How long a slave may take to exit once its master let go of it, before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Whoever lets go of the slave last (the sink going to NULL, or a thread that was reading
+/// its exit status) closes our end, so that it exits on its own, and has it reaped on a
+/// thread of its own, killed after [`EXIT_GRACE`]: never a zombie, never a wait.
+impl Drop for SpawnedSlave {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.get_mut().unwrap().take() else {
             return;
         };
-        drop(self.socket);
         let _ = std::thread::Builder::new()
             .name("rsipc-reaper".into())
             .spawn(move || {
-                let deadline = Instant::now() + grace;
+                let deadline = Instant::now() + EXIT_GRACE;
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = child.try_wait() {
                         return;

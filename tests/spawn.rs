@@ -11,37 +11,6 @@ use gst::prelude::*;
 
 const FRAMES: &str = "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=16,height=16";
 
-/// The slave processes (the helper) whose parent is `parent`, zombies included.
-fn slaves_of(parent: u32) -> Vec<(u32, char)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-            let (head, rest) = stat.rsplit_once(')')?;
-            let mut fields = rest.split_whitespace();
-            let state = fields.next()?.chars().next()?;
-            let ppid: u32 = fields.next()?.parse().ok()?;
-            (ppid == parent && head.contains("(gst-ipc-slave")).then_some((pid, state))
-        })
-        .collect()
-}
-
-/// Waits until the slave process `pid` is gone, reaped (not a zombie).
-fn reaped(pid: u32) {
-    let me = std::process::id();
-    wait_until("the slave process reaped", || {
-        !slaves_of(me).iter().any(|(p, _)| *p == pid)
-    });
-}
-
-fn slave_pid(sink: &gst::Element) -> u32 {
-    let pid = sink.property::<i32>("slave-pid");
-    assert!(pid > 0);
-    pid as u32
-}
-
 /// `gst-launch-1.0 ... ! rsipcpipelinesink slave-pipeline="..."` twice in one master (after a
 /// tee): each sink runs its own slave process, and both write what the unsplit pipeline writes.
 #[test]
@@ -57,12 +26,16 @@ fn gst_launch_with_two_spawned_slaves_writes_what_one_pipeline_writes() {
         .unwrap();
     assert!(unsplit.success());
 
+    // The default sandbox lets a slave write only where sandbox-allow says.
     let line = format!(
         "{FRAMES} ! tee name=t \
-         t. ! queue ! rsipcpipelinesink slave-pipeline=\"filesink location={}\" \
-         t. ! queue ! rsipcpipelinesink slave-pipeline=\"filesink location={}\"",
+         t. ! queue ! rsipcpipelinesink sandbox-allow={dir} \
+            slave-pipeline=\"filesink location={}\" \
+         t. ! queue ! rsipcpipelinesink sandbox=strict sandbox-allow={dir} \
+            slave-pipeline=\"filesink location={}\"",
         path("a"),
-        path("b")
+        path("b"),
+        dir = dir.path().display()
     );
     let out = gst_launch()
         .args(["-q", "-e"])
@@ -98,13 +71,6 @@ fn shell_words(line: &str) -> Vec<String> {
     }
     words.retain(|w| !w.is_empty());
     words
-}
-
-fn spawned_master(description: &str, slave: &str) -> (gst::Pipeline, gst::Element) {
-    let pipeline = pipeline(&format!("{description} ! rsipcpipelinesink name=sink"));
-    let sink = pipeline.by_name("sink").unwrap();
-    sink.set_property("slave-pipeline", slave);
-    (pipeline, sink)
 }
 
 /// A demuxed file through a spawned decoding slave: it prerolls, answers duration and
@@ -160,11 +126,7 @@ fn killed_spawned_slave_is_named_in_one_error() {
     pipeline.set_state(gst::State::Playing).unwrap();
     wait_state(&pipeline, gst::State::Playing);
     let pid = slave_pid(&sink);
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    kill(pid);
     let e = wait_error_from(&pipeline, "sink", DEADLINE);
     assert!(e.error.matches(gst::ResourceError::Read));
     assert!(
@@ -194,42 +156,6 @@ fn spawned_slave_errors_come_with_their_origin() {
     reaped(pid);
 }
 
-fn kill(pid: u32) {
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
-}
-
-/// Waits for a new slave process, other than `old`, to take buffers (`sent` counts those
-/// given to the sink), and returns its pid.
-fn restarted(sink: &gst::Element, old: u32, sent: &std::sync::atomic::AtomicUsize) -> u32 {
-    use std::sync::atomic::Ordering;
-    let bus = sink
-        .parent()
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap()
-        .bus()
-        .unwrap();
-    wait_until("a new slave process", || {
-        if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error])
-            && let gst::MessageView::Error(e) = m.view()
-        {
-            panic!("an error instead of a restart: {}", e.error());
-        }
-        let pid = sink.property::<i32>("slave-pid");
-        pid > 0 && pid as u32 != old
-    });
-    // The restart happens on the streaming thread: buffers after it mean it is done.
-    let before = sent.load(Ordering::SeqCst);
-    wait_until("buffers after the restart", || {
-        sent.load(Ordering::SeqCst) >= before + 3
-    });
-    sink.property::<i32>("slave-pid") as u32
-}
-
 /// `on-slave-crash=restart`: the slave is killed mid-stream; the master stays PLAYING, says
 /// what happened in a WARNING, the new slave gets the stream from the next buffer on, and EOS
 /// still arrives. Only the buffers the dead slave held are lost.
@@ -246,6 +172,8 @@ fn killed_slave_is_restarted_and_the_stream_goes_on() {
         ),
     );
     sink.set_property_from_str("on-slave-crash", "restart");
+    // The file does not exist yet: the slave may create it in its directory.
+    sink.set_property("sandbox-allow", dir.path().display().to_string());
     let sent = count_buffers(&sink.static_pad("sink").unwrap());
     pipeline.set_state(gst::State::Playing).unwrap();
     let frames = || std::fs::metadata(&out).map_or(0, |m| m.len() / 384);

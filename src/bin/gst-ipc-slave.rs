@@ -2,7 +2,9 @@
 //! gst-ipc-slave: hosts a slave pipeline for an rsipcpipelinesink in another process.
 //!
 //! ```text
-//! gst-ipc-slave [--fd N | --fdin N --fdout M]... [--dump FILE] [--verbose] DESCRIPTION...
+//! gst-ipc-slave [--fd N | --fdin N --fdout M]... [--sandbox none|default|strict]
+//!               [--allow PATH]... [--memory-limit BYTES] [--dump FILE] [--verbose]
+//!               DESCRIPTION...
 //! ```
 //!
 //! With one connection, builds `rsipcslavepipeline.( rsipcpipelinesrc fdin=N fdout=M !
@@ -14,6 +16,10 @@
 //! `pipeline ...` lines for the clock, base time and latency the slave pipeline runs with and
 //! when it settles in PAUSED or PLAYING;
 //! `--verbose` prints them, for people.
+//!
+//! `--sandbox` locks the process in (see `sandbox.rs` and the README): namespaces and limits
+//! first, Landlock and seccomp once the pipeline's elements are loaded and before anything
+//! crosses. What the kernel cannot do is printed and posted as a WARNING to the masters.
 
 use std::fs::File;
 use std::io::Write;
@@ -21,18 +27,25 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 use gstrsipcpipeline::dump;
+use gstrsipcpipeline::sandbox::{self, Degraded, Level, Policy};
 
 struct Args {
     /// (fdin, fdout) of each connection.
     fds: Vec<(i32, i32)>,
     dump: Option<String>,
     verbose: bool,
+    sandbox: Policy,
     description: String,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut fds, mut fdin, mut dump, mut verbose) = (Vec::new(), None, None, false);
+    let mut sandbox = Policy {
+        level: Level::None,
+        memory_limit: sandbox::DEFAULT_MEMORY_LIMIT,
+        ..Policy::default()
+    };
     let mut rest = Vec::new();
     let num = |v: Option<String>| -> Result<i32, String> {
         v.and_then(|v| v.parse().ok())
@@ -55,6 +68,21 @@ fn parse_args() -> Result<Args, String> {
             }
             "--dump" => dump = Some(args.next().ok_or("--dump needs a file")?),
             "--verbose" => verbose = true,
+            "--sandbox" => {
+                sandbox.level = args
+                    .next()
+                    .and_then(|l| Level::from_nick(&l))
+                    .ok_or("--sandbox takes none, default or strict")?
+            }
+            "--allow" => sandbox
+                .allow
+                .push(args.next().ok_or("--allow needs a path")?.into()),
+            "--memory-limit" => {
+                sandbox.memory_limit = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--memory-limit needs a number of bytes")?
+            }
             _ => {
                 rest.push(a);
                 rest.extend(args.by_ref());
@@ -62,16 +90,16 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if fds.is_empty() || fdin.is_some() || rest.is_empty() {
-        return Err(
-            "usage: gst-ipc-slave [--fd N | --fdin N --fdout M]... [--dump FILE] \
-                    [--verbose] DESCRIPTION"
-                .into(),
-        );
+        return Err("usage: gst-ipc-slave [--fd N | --fdin N --fdout M]... \
+             [--sandbox none|default|strict] [--allow PATH]... [--memory-limit BYTES] \
+             [--dump FILE] [--verbose] DESCRIPTION"
+            .into());
     }
     Ok(Args {
         fds,
         dump,
         verbose,
+        sandbox,
         description: rest.join(" "),
     })
 }
@@ -106,6 +134,10 @@ fn main() {
     // Do the same, so that a write to a dead master would kill us as it would kill a C slave:
     // the elements must never raise it.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let mut degraded = sandbox::enter(&args.sandbox).unwrap_or_else(|e| {
+        eprintln!("gst-ipc-slave: sandbox: {e}");
+        std::process::exit(2);
+    });
     gst::init().expect("GStreamer initialisation");
     gstrsipcpipeline::plugin_register_static().expect("registering rsipcpipeline");
 
@@ -185,9 +217,39 @@ fn main() {
         }
     }
 
+    for p in &args.sandbox.allow {
+        if !p.to_string_lossy().contains('*') && !p.exists() {
+            // Landlock allows what exists; a file still to be written needs its directory.
+            eprintln!(
+                "gst-ipc-slave: sandbox: {} does not exist, so it stays out of reach; allow \
+                 its directory for a file the slave creates",
+                p.display()
+            );
+        }
+    }
+    // Every element is loaded and nothing runs yet: lock in before the first frame crosses.
+    match sandbox::lock_down(&args.sandbox, &sandbox::plugin_dirs()) {
+        Ok(notes) => degraded.extend(notes),
+        Err(e) => {
+            eprintln!("gst-ipc-slave: sandbox: {e}");
+            std::process::exit(2);
+        }
+    }
+
     for (src, (fdin, fdout)) in srcs.iter().zip(&args.fds) {
         src.set_property("fdin", fdin);
         src.set_property("fdout", fdout);
+    }
+    for Degraded(what) in degraded {
+        eprintln!("gst-ipc-slave: sandbox weaker than asked: {what}");
+        let _ = pipeline.post_message(
+            gst::message::Warning::builder(
+                gst::CoreError::Failed,
+                &format!("The slave's sandbox is weaker than asked: {what}"),
+            )
+            .src(&pipeline)
+            .build(),
+        );
     }
 
     let bus = pipeline.bus().unwrap();

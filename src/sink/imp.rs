@@ -13,6 +13,7 @@ use crate::channel::{ChannelError, Handler};
 use crate::clock;
 use crate::lane;
 use crate::link::{Link, LinkSlot, apply_allocation_answer, apply_query_reply, query_reply};
+use crate::sandbox::{self, Policy};
 use crate::settings::{self, Settings};
 use crate::spawned::{self, SpawnedSlave};
 
@@ -74,6 +75,7 @@ struct SpawnSettings {
     helper: Option<String>,
     on_crash: CrashPolicy,
     max_restarts: u32,
+    sandbox: Policy,
 }
 
 impl Default for SpawnSettings {
@@ -83,12 +85,14 @@ impl Default for SpawnSettings {
             helper: None,
             on_crash: CrashPolicy::default(),
             max_restarts: restart::DEFAULT_MAX_RESTARTS,
+            sandbox: Policy {
+                level: sandbox::Level::default(),
+                allow: Vec::new(),
+                memory_limit: sandbox::DEFAULT_MEMORY_LIMIT,
+            },
         }
     }
 }
-
-/// How long a spawned slave may take to exit once we left it, before it is killed.
-const SPAWNED_EXIT_GRACE: Duration = Duration::from_secs(2);
 
 impl IpcPipelineSink {
     fn link(&self) -> Option<Arc<Link>> {
@@ -302,12 +306,12 @@ impl IpcPipelineSink {
 
     /// Starts the slave process, when `slave-pipeline` is set, and connects our fds to it.
     fn spawn_slave(&self) -> Result<(), gst::ErrorMessage> {
-        let (description, helper) = {
+        let (description, helper, sandbox) = {
             let s = self.spawn.lock().unwrap();
             let Some(d) = s.description.clone().filter(|d| !d.trim().is_empty()) else {
                 return Ok(());
             };
-            (d, s.helper.clone())
+            (d, s.helper.clone(), s.sandbox.clone())
         };
         let plugin_file = self
             .obj()
@@ -315,8 +319,8 @@ impl IpcPipelineSink {
             .and_then(|f| f.plugin())
             .and_then(|p| p.filename());
         let helper = spawned::helper(helper.as_deref(), plugin_file);
-        let slave =
-            SpawnedSlave::spawn(&helper, &description, &self.obj().name()).map_err(|e| {
+        let slave = SpawnedSlave::spawn(&helper, &description, &sandbox, &self.obj().name())
+            .map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenReadWrite,
                     (
@@ -351,11 +355,8 @@ impl IpcPipelineSink {
             s.fdin = -1;
             s.fdout = -1;
         }
-        match Arc::try_unwrap(slave) {
-            Ok(slave) => slave.reap(SPAWNED_EXIT_GRACE),
-            // Someone is reading its exit status: it is ending already.
-            Err(slave) => drop(slave),
-        }
+        // Reaped by whoever lets go of it last: we, or a thread reading its exit status.
+        drop(slave);
     }
 
     fn connect(&self) -> Result<(), gst::ErrorMessage> {
@@ -741,6 +742,38 @@ impl ObjectImpl for IpcPipelineSink {
                     .build(),
             );
             p.push(
+                glib::ParamSpecEnum::builder::<sandbox::Level>("sandbox")
+                    .nick("Sandbox")
+                    .blurb(
+                        "How tightly the slave process of slave-pipeline is locked in \
+                         (see the README for exactly what each level allows)",
+                    )
+                    .mutable_ready()
+                    .build(),
+            );
+            p.push(
+                glib::ParamSpecString::builder("sandbox-allow")
+                    .nick("Sandbox allow-list")
+                    .blurb(
+                        "Comma-separated files, directories and device nodes the sandboxed \
+                         slave may read and write; a * in the last part matches any run of \
+                         characters (/dev/dri/renderD*)",
+                    )
+                    .mutable_ready()
+                    .build(),
+            );
+            p.push(
+                glib::ParamSpecUInt64::builder("sandbox-memory-limit")
+                    .nick("Sandbox memory limit")
+                    .blurb(
+                        "Bytes of private memory the sandboxed slave may use (RLIMIT_DATA); \
+                         0 for no limit",
+                    )
+                    .default_value(sandbox::DEFAULT_MEMORY_LIMIT)
+                    .mutable_ready()
+                    .build(),
+            );
+            p.push(
                 glib::ParamSpecInt::builder("slave-pid")
                     .nick("Slave pid")
                     .blurb("Process id of the slave process started for slave-pipeline, or -1")
@@ -774,6 +807,14 @@ impl ObjectImpl for IpcPipelineSink {
             self.spawn.lock().unwrap().on_crash = value.get().unwrap();
         } else if pspec.name() == "max-restarts" {
             self.spawn.lock().unwrap().max_restarts = value.get().unwrap();
+        } else if pspec.name() == "sandbox" {
+            self.spawn.lock().unwrap().sandbox.level = value.get().unwrap();
+        } else if pspec.name() == "sandbox-allow" {
+            let list: Option<String> = value.get().unwrap();
+            self.spawn.lock().unwrap().sandbox.allow =
+                Policy::parse_allow(list.as_deref().unwrap_or(""));
+        } else if pspec.name() == "sandbox-memory-limit" {
+            self.spawn.lock().unwrap().sandbox.memory_limit = value.get().unwrap();
         } else {
             self.settings.lock().unwrap().set(pspec.name(), value);
         }
@@ -786,6 +827,15 @@ impl ObjectImpl for IpcPipelineSink {
             "slave-helper" => return self.spawn.lock().unwrap().helper.to_value(),
             "on-slave-crash" => return self.spawn.lock().unwrap().on_crash.to_value(),
             "max-restarts" => return self.spawn.lock().unwrap().max_restarts.to_value(),
+            "sandbox" => return self.spawn.lock().unwrap().sandbox.level.to_value(),
+            "sandbox-allow" => {
+                let allow = &self.spawn.lock().unwrap().sandbox.allow;
+                let list: Vec<String> = allow.iter().map(|p| p.display().to_string()).collect();
+                return (!list.is_empty()).then(|| list.join(",")).to_value();
+            }
+            "sandbox-memory-limit" => {
+                return self.spawn.lock().unwrap().sandbox.memory_limit.to_value();
+            }
             "slave-pid" => {
                 let pid = self
                     .spawned

@@ -393,3 +393,79 @@ pub fn count_buffers(pad: &gst::Pad) -> std::sync::Arc<std::sync::atomic::Atomic
     });
     count
 }
+
+// --- slaves that the sink spawns (slave-pipeline) ----------------------------------------
+
+/// The slave processes (the helper) whose parent is `parent`, zombies included.
+pub fn slaves_of(parent: u32) -> Vec<(u32, char)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?.chars().next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == parent && head.contains("(gst-ipc-slave")).then_some((pid, state))
+        })
+        .collect()
+}
+
+/// Waits until the slave process `pid` is gone, reaped (not a zombie).
+pub fn reaped(pid: u32) {
+    let me = std::process::id();
+    wait_until("the slave process reaped", || {
+        !slaves_of(me).iter().any(|(p, _)| *p == pid)
+    });
+}
+
+pub fn slave_pid(sink: &gst::Element) -> u32 {
+    let pid = sink.property::<i32>("slave-pid");
+    assert!(pid > 0);
+    pid as u32
+}
+
+pub fn spawned_master(description: &str, slave: &str) -> (gst::Pipeline, gst::Element) {
+    let pipeline = pipeline(&format!("{description} ! rsipcpipelinesink name=sink"));
+    let sink = pipeline.by_name("sink").unwrap();
+    sink.set_property("slave-pipeline", slave);
+    (pipeline, sink)
+}
+
+pub fn kill(pid: u32) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+}
+
+/// Waits for a new slave process, other than `old`, to take buffers (`sent` counts those
+/// given to the sink), and returns its pid.
+pub fn restarted(sink: &gst::Element, old: u32, sent: &std::sync::atomic::AtomicUsize) -> u32 {
+    use std::sync::atomic::Ordering;
+    let bus = sink
+        .parent()
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+        .bus()
+        .unwrap();
+    wait_until("a new slave process", || {
+        if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = m.view()
+        {
+            panic!("an error instead of a restart: {}", e.error());
+        }
+        let pid = sink.property::<i32>("slave-pid");
+        pid > 0 && pid as u32 != old
+    });
+    // The restart happens on the streaming thread: buffers after it mean it is done.
+    let before = sent.load(Ordering::SeqCst);
+    wait_until("buffers after the restart", || {
+        sent.load(Ordering::SeqCst) >= before + 3
+    });
+    sink.property::<i32>("slave-pid") as u32
+}
