@@ -123,6 +123,29 @@ impl Mirror {
 
 // --- the master's side -------------------------------------------------------------------
 
+/// The pipeline (or bin) at the top of `element`'s hierarchy.
+fn top_level(element: &gst::Element) -> gst::Element {
+    let mut top = element.clone();
+    while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
+        top = parent;
+    }
+    top
+}
+
+/// The application told the pipeline `top` to use no clock at all (`use_clock(NULL)`).
+fn runs_without_clock(top: &gst::Element) -> bool {
+    let Some(pipeline) = top.downcast_ref::<gst::Pipeline>() else {
+        return false;
+    };
+    let p: *mut gst::ffi::GstPipeline = pipeline.as_ptr();
+    // SAFETY: reads two fields of a live pipeline under its object lock, as GStreamer does.
+    let _lock = pipeline.object_lock();
+    unsafe {
+        (*p).bin.element.object.flags & gst::ffi::GST_PIPELINE_FLAG_FIXED_CLOCK != 0
+            && (*p).fixed_clock.is_null()
+    }
+}
+
 /// What the master's sink last told its slave, so that it tells again only what changed.
 #[derive(Default)]
 pub struct Announced(Mutex<Option<(ClockInfo, Instant)>>);
@@ -134,15 +157,29 @@ impl Announced {
     /// provide it.
     pub fn due(&self, element: &gst::Element, copy: &ClockCopy, force: bool) -> Option<ClockInfo> {
         let mut last = self.0.lock().unwrap();
+        let clock = element.clock();
+        // A sink added to a pipeline on its way to PLAYING may get there before its bin has
+        // handed out the clock and base time (sync_state_with_parent from pad-added): the
+        // slave runs on a clock of its own until they come, as a C slave always does.
+        // Until the pipeline is PLAYING too: it hands out the clock before the base time.
+        let was_ahead = last
+            .as_ref()
+            .is_some_and(|(i, _)| i.kind == ClockKind::None && i.base_time.is_none());
+        let top = top_level(element);
+        let ahead = if clock.is_none() {
+            !runs_without_clock(&top)
+        } else {
+            was_ahead && top.current_state() != gst::State::Playing
+        };
+        let base_time = if ahead { None } else { element.base_time() };
         let stale = |(prev, at): &(ClockInfo, Instant)| {
-            prev.base_time != element.base_time()
+            prev.base_time != base_time
                 || prev.kind == ClockKind::Other && at.elapsed() >= SAMPLE_INTERVAL
         };
         if !force && !last.as_ref().is_some_and(stale) {
             return None;
         }
-        let base_time = element.base_time();
-        let info = match element.clock() {
+        let info = match clock.filter(|_| !ahead) {
             None => ClockInfo {
                 kind: ClockKind::None,
                 base_time,
@@ -231,6 +268,13 @@ pub struct Follower {
 
 impl Follower {
     pub fn apply(&self, pipeline: &gst::Pipeline, info: &ClockInfo) {
+        if info.kind == ClockKind::None && info.base_time.is_none() {
+            // The master has no clock yet: pick ours and a base time of our own, as any
+            // pipeline does, until it tells.
+            pipeline.auto_clock();
+            pipeline.set_start_time(gst::ClockTime::ZERO);
+            return;
+        }
         if info.kind == ClockKind::Peer {
             // Our own provider, as the unsplit pipeline would pick it.
             pipeline.auto_clock();
