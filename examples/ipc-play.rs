@@ -4,8 +4,13 @@
 //!
 //! ```text
 //! cargo run --example ipc-play -- [--video-sink=ELEM] [--audio-sink=ELEM]
-//!                                 [--sandbox=none|default|strict] FILE-OR-URI
+//!                                 [--sandbox=none|default|strict] [--allow=PATHS]
+//!                                 FILE-OR-URI
 //! ```
+//!
+//! `--allow` is the slaves' `sandbox-allow`: what a display or sound sink needs beyond the
+//! default sandbox (an X authority file, a PulseAudio cookie, `/dev/dri/renderD*`), or use
+//! `--sandbox=none` for them.
 //!
 //! The master runs `uridecodebin`, stopped before any decoder: each stream it exposes, still
 //! encoded, goes to an `rsipcpipelinesink` whose `slave-pipeline` decodes and renders it in a
@@ -26,6 +31,7 @@ struct Options {
     video_sink: String,
     audio_sink: String,
     sandbox: String,
+    allow: String,
     uri: String,
 }
 
@@ -34,6 +40,7 @@ fn options() -> Result<Options, String> {
         video_sink: "autovideosink".into(),
         audio_sink: "autoaudiosink".into(),
         sandbox: "default".into(),
+        allow: String::new(),
         uri: String::new(),
     };
     for a in std::env::args().skip(1) {
@@ -43,6 +50,8 @@ fn options() -> Result<Options, String> {
             o.audio_sink = v.into();
         } else if let Some(v) = a.strip_prefix("--sandbox=") {
             o.sandbox = v.into();
+        } else if let Some(v) = a.strip_prefix("--allow=") {
+            o.allow = v.into();
         } else if a.starts_with("--") || !o.uri.is_empty() {
             return Err(format!("unexpected argument {a}"));
         } else if a.contains("://") {
@@ -56,7 +65,7 @@ fn options() -> Result<Options, String> {
     }
     if o.uri.is_empty() {
         return Err("usage: ipc-play [--video-sink=ELEM] [--audio-sink=ELEM] \
-                    [--sandbox=none|default|strict] FILE-OR-URI"
+                    [--sandbox=none|default|strict] [--allow=PATHS] FILE-OR-URI"
             .into());
     }
     Ok(o)
@@ -147,6 +156,7 @@ fn add_slave(pipeline: &gst::Pipeline, pad: &gst::Pad, opts: &Options) {
     let sink = gst::ElementFactory::make("rsipcpipelinesink")
         .property("slave-pipeline", &slave)
         .property_from_str("sandbox", &opts.sandbox)
+        .property("sandbox-allow", &opts.allow)
         .build()
         .unwrap();
     pipeline.add_many([&queue, &sink]).unwrap();
