@@ -49,6 +49,35 @@ pub enum ChannelError {
     Incompatible(String),
     #[error("the peer's pipeline returned {0:?}")]
     Flow(gst::FlowError),
+    #[error("the peer went over a limit: {0}")]
+    Limit(String),
+}
+
+/// The kind of reply a request takes: a peer that answers with another kind is broken.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    Bool,
+    State,
+    Query,
+}
+
+impl Expect {
+    fn of(request: &Frame) -> Expect {
+        match request {
+            Frame::StateChange { .. } => Expect::State,
+            Frame::Query { .. } => Expect::Query,
+            _ => Expect::Bool,
+        }
+    }
+
+    fn takes(self, reply: &Reply) -> bool {
+        matches!(
+            (self, reply),
+            (Expect::Bool, Reply::Bool(_))
+                | (Expect::State, Reply::State(_))
+                | (Expect::Query, Reply::Query { .. })
+        )
+    }
 }
 
 /// Buffers lent as fds at once; beyond, buffers are copied, so that a peer that never
@@ -81,7 +110,8 @@ struct Shared {
     closed: Option<ChannelError>,
     peer: Option<Hello>,
     /// Requests waiting for their reply; `None` until it arrives.
-    pending: HashMap<u32, Option<Reply>>,
+    /// Requests waiting for their reply, with the kind of reply each takes.
+    pending: HashMap<u32, (Expect, Option<Reply>)>,
     flushing: bool,
     in_flight: usize,
     /// Bytes copied into the frames of the buffers in flight, oldest first, and their sum:
@@ -263,7 +293,7 @@ impl Channel {
             if let Some(e) = &s.closed {
                 return Err(e.clone());
             }
-            s.pending.insert(id, None);
+            s.pending.insert(id, (Expect::of(frame), None));
         }
         gst::log!(
             CAT,
@@ -288,7 +318,7 @@ impl Channel {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut s = self.inner.lock();
         loop {
-            if let Some(slot) = s.pending.get_mut(&id)
+            if let Some((_, slot)) = s.pending.get_mut(&id)
                 && let Some(reply) = slot.take()
             {
                 return Ok(reply);
@@ -516,12 +546,26 @@ impl Inner {
             bodies: Arc::new(BodyPool::default()),
         };
         let error = loop {
-            match reader
-                .next()
-                .and_then(|f| self.dispatch(role, f, &*handler))
-            {
-                Ok(()) => {}
-                Err(e) => break e,
+            // A bug of ours that a peer's frame triggers must still end the link with an
+            // error, not leave it without a reader.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                reader
+                    .next()
+                    .and_then(|f| self.dispatch(role, f, &*handler))
+            }));
+            match step {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break e,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    break ChannelError::Unexpected(format!(
+                        "a frame made the reader fail ({what})"
+                    ));
+                }
             }
         };
         gst::debug!(CAT, "{}: reader ends: {error}", self.name);
@@ -602,8 +646,14 @@ impl Inner {
             }
             Frame::Reply(reply) => {
                 match s.pending.get_mut(&header.id) {
-                    Some(slot @ None) => *slot = Some(reply),
-                    Some(Some(_)) => {
+                    Some((expect, slot @ None)) if expect.takes(&reply) => *slot = Some(reply),
+                    Some((expect, None)) => {
+                        return Err(ChannelError::Unexpected(format!(
+                            "{reply:?} in reply to request {}, which takes a {expect:?} reply",
+                            header.id
+                        )));
+                    }
+                    Some((_, Some(_))) => {
                         return Err(ChannelError::Unexpected(format!(
                             "a second reply to request {}",
                             header.id

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::channel::{Channel, ChannelError, Config, Handler};
-use crate::lane::Lane;
+use crate::lane::{Full, Lane, Spawner};
 use crate::settings::Settings;
 use crate::wire::{Reply, Role, answer_field, carried_meta_apis};
 
@@ -16,8 +16,22 @@ pub struct Link {
     pub control: Lane,
     /// Events that do not travel with the data, in order.
     pub events: Lane,
+    /// Queries of the peer, each answered on a thread of its own.
+    pub queries: Spawner,
+    /// Messages from the peer in the current second, and when that second began.
+    messages: Mutex<(std::time::Instant, u32)>,
     /// The fds this link was made from, to notice when the application changes them.
     pub fds: (i32, i32),
+}
+
+/// Messages a peer may send in one second: far above what a pipeline posts (QoS, levels,
+/// progress), far below what would fill the application's bus faster than it reads.
+pub const MAX_MESSAGES_PER_SECOND: u32 = 10_000;
+
+impl From<Full> for ChannelError {
+    fn from(f: Full) -> Self {
+        ChannelError::Limit(f.0)
+    }
 }
 
 impl Link {
@@ -35,8 +49,25 @@ impl Link {
             channel,
             control: Lane::new(&format!("{name}-control")),
             events: Lane::new(&format!("{name}-events")),
+            queries: Spawner::default(),
+            messages: Mutex::new((std::time::Instant::now(), 0)),
             fds: (settings.fdin, settings.fdout),
         })
+    }
+
+    /// Counts one message from the peer; an error beyond [`MAX_MESSAGES_PER_SECOND`].
+    pub fn count_message(&self) -> Result<(), ChannelError> {
+        let mut m = self.messages.lock().unwrap();
+        if m.0.elapsed() >= std::time::Duration::from_secs(1) {
+            *m = (std::time::Instant::now(), 0);
+        }
+        m.1 += 1;
+        if m.1 > MAX_MESSAGES_PER_SECOND {
+            return Err(ChannelError::Limit(format!(
+                "more than {MAX_MESSAGES_PER_SECOND} messages in a second"
+            )));
+        }
+        Ok(())
     }
 
     pub fn start(&self, handler: Arc<dyn Handler>) -> Result<(), ChannelError> {

@@ -11,7 +11,6 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::clock;
-use crate::lane;
 use crate::link::{Link, LinkSlot, apply_allocation_answer, apply_query_reply, query_reply};
 use crate::sandbox::{self, Policy};
 use crate::settings::{self, Settings};
@@ -555,27 +554,31 @@ impl Handler for SinkHandler {
             } if event.is_upstream() => {
                 let element = element.clone();
                 let link2 = link.clone();
-                link.events.push(move || {
+                link.events.push_for_peer(move || {
                     let ok = element.imp().sinkpad.push_event(event);
                     let _ = link2.channel.reply(id, Reply::Bool(ok));
-                });
+                })?;
             }
             Frame::Query {
                 target: Target::Pad,
                 mut query,
             } if query.is_upstream() => {
-                lane::spawn("rsipcsink-query", move || {
+                let link2 = link.clone();
+                link.queries.spawn("rsipcsink-query", move || {
                     let ok = element.imp().sinkpad.peer_query(query.make_mut());
-                    let _ = link.channel.reply(id, query_reply(ok, &query));
-                });
+                    let _ = link2.channel.reply(id, query_reply(ok, &query));
+                })?;
             }
             Frame::Message(m) if !stays_local(m.type_) => {
-                link.control.push(move || element.imp().handle_message(m));
+                link.count_message()?;
+                link.control
+                    .push_for_peer(move || element.imp().handle_message(m))?;
             }
             Frame::Clock(info) => element.imp().slave_clock.observe(&info),
             Frame::StateLost => {
                 *element.imp().lost_state.lock().unwrap() = true;
-                link.control.push(move || element.imp().take_lost_state());
+                link.control
+                    .push_for_peer(move || element.imp().take_lost_state())?;
             }
             Frame::Event { .. } => {
                 gst::warning!(CAT, obj = element, "refusing an event from the slave");

@@ -10,7 +10,6 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::clock;
-use crate::lane;
 use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
 use crate::settings::{self, Settings};
 use crate::state_lock::StateLock;
@@ -28,6 +27,12 @@ const DEFAULT_READ_CHUNK_SIZE: u32 = 65536;
 /// Flow returns gathered at most before they are sent.
 const MAX_HELD_FLOWS: usize = 32;
 /// How long a state request waits for the slave pipeline to finish continuing to PLAYING.
+/// What a master may have queued in a slave: its window (at most 1024 buffers) and the
+/// serialized events and queries between them, and the copied bytes its sink lets be in
+/// flight (8 MiB, or one larger frame). A master that sends more does not wait for its
+/// window: it is cut off.
+const MAX_QUEUED_ITEMS: usize = 2048;
+const MAX_QUEUED_BYTES: usize = crate::wire::MAX_BODY_LEN + (16 << 20);
 const CONTINUE_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 
 /// What the master sent that must be pushed in stream order by the streaming thread.
@@ -38,6 +43,21 @@ enum Item {
 }
 
 impl Item {
+    /// Bytes the master sent inside the frame (memory of its own, lent as an fd, is not ours).
+    fn inline_bytes(&self) -> usize {
+        match self {
+            Item::Buffer(_, b) => b
+                .iter_memories()
+                .filter(|m| {
+                    m.downcast_memory_ref::<gst_allocators::FdMemory>()
+                        .is_none()
+                })
+                .map(|m| m.size())
+                .sum(),
+            _ => 0,
+        }
+    }
+
     fn id(&self) -> u32 {
         match self {
             Item::Buffer(id, _) | Item::Event(id, _) | Item::Query(id, _) => *id,
@@ -116,6 +136,25 @@ impl IpcPipelineSrc {
             q.items.push_back(item);
         }
         self.queue_cond.notify_one();
+    }
+
+    /// [`Self::enqueue`] for what the master sent: a master that sends more than it may have
+    /// in flight (it waits for its window) is cut off instead of growing the queue.
+    fn enqueue_for_peer(&self, item: Item) -> Result<(), ChannelError> {
+        {
+            let q = self.queue.lock().unwrap();
+            let bytes: usize = q.items.iter().map(Item::inline_bytes).sum();
+            if q.items.len() >= MAX_QUEUED_ITEMS || bytes > MAX_QUEUED_BYTES {
+                return Err(ChannelError::Limit(format!(
+                    "{} buffers, events and queries ({bytes} bytes of copied data) queued \
+                     without waiting for them; the limits are {MAX_QUEUED_ITEMS} and \
+                     {MAX_QUEUED_BYTES} bytes",
+                    q.items.len()
+                )));
+            }
+        }
+        self.enqueue(item, false);
+        Ok(())
     }
 
     /// Refuses everything queued and every later item until [`Self::unflush`].
@@ -487,18 +526,18 @@ impl IpcPipelineSrc {
     fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError> {
         let obj = self.obj().clone();
         match frame {
-            Frame::Buffer(buffer) => self.enqueue(Item::Buffer(id, buffer), false),
+            Frame::Buffer(buffer) => self.enqueue_for_peer(Item::Buffer(id, buffer))?,
             Frame::Event {
                 target: Target::Pad,
                 event,
             } => match event.type_() {
-                gst::EventType::FlushStart => link.events.push(move || {
+                gst::EventType::FlushStart => link.events.push_for_peer(move || {
                     let imp = obj.imp();
                     imp.flush_queue();
                     let ok = imp.srcpad.push_event(event);
                     imp.reply(id, Reply::Bool(ok));
-                }),
-                gst::EventType::FlushStop => link.events.push(move || {
+                })?,
+                gst::EventType::FlushStop => link.events.push_for_peer(move || {
                     let imp = obj.imp();
                     let active = imp.srcpad.is_active();
                     if active {
@@ -508,55 +547,57 @@ impl IpcPipelineSrc {
                     } else {
                         imp.reply(id, Reply::Bool(false));
                     }
-                }),
-                _ if event.is_serialized() => self.enqueue(Item::Event(id, event), false),
-                _ => link.events.push(move || {
+                })?,
+                _ if event.is_serialized() => self.enqueue_for_peer(Item::Event(id, event))?,
+                _ => link.events.push_for_peer(move || {
                     let imp = obj.imp();
                     let ok = imp.srcpad.push_event(event);
                     imp.reply(id, Reply::Bool(ok));
-                }),
+                })?,
             },
             Frame::Event {
                 target: Target::Element,
                 event,
-            } => link.control.push(move || {
+            } => link.control.push_for_peer(move || {
                 let imp = obj.imp();
                 let ok = imp.pipeline().is_some_and(|p| p.send_event(event));
                 imp.reply(id, Reply::Bool(ok));
-            }),
+            })?,
             Frame::Query {
                 target: Target::Pad,
                 query,
-            } if query.is_serialized() => self.enqueue(Item::Query(id, query), false),
-            Frame::Query { target, mut query } => lane::spawn("rsipcsrc-query", move || {
-                let imp = obj.imp();
-                let q = query.make_mut();
-                let ok = match target {
-                    Target::Pad => imp.srcpad.peer_query(q),
-                    Target::Element => imp
-                        .pipeline()
-                        .is_some_and(|p| imp.clock.answer(&p, q) || p.query(q)),
-                };
-                imp.reply(id, query_reply(ok, &query));
-            }),
-            Frame::Context(context) => link.control.push(move || {
+            } if query.is_serialized() => self.enqueue_for_peer(Item::Query(id, query))?,
+            Frame::Query { target, mut query } => {
+                link.queries.spawn("rsipcsrc-query", move || {
+                    let imp = obj.imp();
+                    let q = query.make_mut();
+                    let ok = match target {
+                        Target::Pad => imp.srcpad.peer_query(q),
+                        Target::Element => imp
+                            .pipeline()
+                            .is_some_and(|p| imp.clock.answer(&p, q) || p.query(q)),
+                    };
+                    imp.reply(id, query_reply(ok, &query));
+                })?
+            }
+            Frame::Context(context) => link.control.push_for_peer(move || {
                 if let Some(p) = obj.imp().pipeline() {
                     p.set_context(&context);
                 }
-            }),
+            })?,
             // On the lane of state changes: taken before the change to PLAYING that follows.
-            Frame::Clock(info) => link.control.push(move || {
+            Frame::Clock(info) => link.control.push_for_peer(move || {
                 let imp = obj.imp();
                 if let Some(p) = imp.pipeline() {
                     gst::debug!(CAT, imp = imp, "master clock {info:?}");
                     imp.clock.apply(&p, &info);
                 }
-            }),
-            Frame::StateChange { from, to, live } => link.control.push(move || {
+            })?,
+            Frame::StateChange { from, to, live } => link.control.push_for_peer(move || {
                 let imp = obj.imp();
                 let ret = imp.apply_state_change(from, to, live);
                 imp.reply(id, Reply::State(ret));
-            }),
+            })?,
             other => {
                 return Err(ChannelError::Unexpected(format!(
                     "a {:?} frame from the master",
