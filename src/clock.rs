@@ -224,7 +224,10 @@ impl ClockCopy {
             _ => return None,
         };
         let sample = match (s.get::<u64>("time"), s.get::<u64>("monotonic")) {
-            (Ok(t), Ok(m)) => Some((gst::ClockTime::from_nseconds(t), m)),
+            // NONE is no time: a peer that says so has no sample.
+            (Ok(t), Ok(m)) if t != u64::MAX && m != u64::MAX => {
+                Some((gst::ClockTime::from_nseconds(t), m))
+            }
             _ => None,
         };
         if kind == ClockKind::Other && sample.is_none() {

@@ -5,6 +5,9 @@
 pub mod channel;
 mod clock;
 pub mod dump;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod lane;
 pub mod launcher;
 mod link;

@@ -620,7 +620,9 @@ where
             let base_time = get_clock_time(&mut r)?;
             let sample = if r.bool()? {
                 let time = get_clock_time(&mut r)?.ok_or(bad("clock sample", -1))?;
-                Some((time, r.u64()?))
+                // CLOCK_MONOTONIC, read as a clock time by the receiver: never NONE.
+                let monotonic = get_clock_time(&mut r)?.ok_or(bad("clock sample", -1))?;
+                Some((time, monotonic.nseconds()))
             } else {
                 None
             };

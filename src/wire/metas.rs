@@ -208,7 +208,8 @@ pub fn decode(r: &mut Reader) -> Result<Vec<Decoded>, WireError> {
             2 => get_video(&mut body)?,
             3 => {
                 let caps = decode_caps(&mut body, 1)?;
-                let ts = gst::ClockTime::from_nseconds(body.u64()?);
+                let ts = unsafe { Option::<gst::ClockTime>::from_glib(body.u64()?) }
+                    .ok_or(WireError::BadMeta("reference timestamp without a time"))?;
                 let duration = unsafe { from_glib(body.u64()?) };
                 Decoded::ReferenceTimestamp(caps, ts, duration)
             }
@@ -231,8 +232,11 @@ pub fn decode(r: &mut Reader) -> Result<Vec<Decoded>, WireError> {
             }
             6 => {
                 let caps = decode_caps(&mut body, 1)?;
-                let info = gst_audio::AudioInfo::from_caps(&caps)
-                    .map_err(|_| WireError::BadMeta("audio meta with unusable caps"))?;
+                // GStreamer reads only fixed caps (a critical otherwise).
+                let info = Some(&caps)
+                    .filter(|c| c.is_fixed())
+                    .and_then(|c| gst_audio::AudioInfo::from_caps(c).ok())
+                    .ok_or(WireError::BadMeta("audio meta with unusable caps"))?;
                 let samples = usize::try_from(body.u64()?).map_err(|_| WireError::BadRange)?;
                 let no = body.count(64, 8)?;
                 let offsets = (0..no)

@@ -13,8 +13,8 @@
 mod check;
 pub(crate) mod codec;
 pub mod frame;
-mod metas;
-mod objects;
+pub(crate) mod metas;
+pub(crate) mod objects;
 pub(crate) mod value;
 
 pub use check::{answer_field, stays_local};
@@ -55,6 +55,8 @@ pub enum WireError {
     UnknownValueType(u8),
     #[error("empty or inverted range, or zero denominator")]
     BadRange,
+    #[error("values of incompatible types in one list or array")]
+    MixedList,
     #[error("not an rsipcpipeline peer (bad magic)")]
     BadMagic,
     #[error("file descriptors attached to a frame that takes none")]

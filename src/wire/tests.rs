@@ -416,6 +416,92 @@ fn nesting_is_bounded() {
     ));
 }
 
+/// Found by fuzzing: input that GStreamer would take with a critical or a warning is refused
+/// before it gets there.
+#[test]
+fn what_gstreamer_complains_about_is_refused() {
+    init();
+    let value = |build: &dyn Fn(&mut Writer)| {
+        let mut w = Writer::default();
+        build(&mut w);
+        decode_value(&mut Reader::new(&w.into_inner()), 0).map(|v| v.map(|v| v.type_()))
+    };
+    // A list of an int and a string; a list of an int and an int range is fine.
+    let mixed = value(&|w| {
+        w.u8(14);
+        w.u32(2);
+        encode_value(w, &1i32.to_value());
+        encode_value(w, &"a".to_value());
+    });
+    assert_eq!(mixed, Err(WireError::MixedList));
+    let with_range = value(&|w| {
+        w.u8(14);
+        w.u32(2);
+        encode_value(w, &1i32.to_value());
+        encode_value(w, &gst::IntRange::new(2, 4).to_value());
+    });
+    assert_eq!(with_range, Ok(Some(gst::List::static_type())));
+    // Fraction ranges with a negative denominator: -1/2 to 1 is a range, 1 to -1/2 is not.
+    let fraction_range = |ends: [i32; 4]| {
+        value(&|w| {
+            w.u8(13);
+            ends.iter().for_each(|&e| w.i32(e));
+        })
+    };
+    assert_eq!(
+        fraction_range([1, -2, 1, 1]),
+        Ok(Some(gst::FractionRange::static_type()))
+    );
+    assert_eq!(fraction_range([1, 1, 1, -2]), Err(WireError::BadRange));
+    // Caps features outside `namespace:Name`, and caps named as in GStreamer 0.10: written
+    // as valid caps, then renamed in place (GStreamer itself would not build them).
+    let caps = gst::Caps::builder("video/x-raw")
+        .features(["memory:SystemMemory"])
+        .build();
+    let mut w = Writer::default();
+    encode_value(&mut w, &caps.to_value());
+    let good = w.into_inner();
+    let renamed = |from: &str, to: &str| {
+        assert_eq!(from.len(), to.len());
+        let at = good
+            .windows(from.len())
+            .position(|x| x == from.as_bytes())
+            .unwrap();
+        let mut bytes = good.clone();
+        bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+        decode_value(&mut Reader::new(&bytes), 0).map(|v| v.map(|v| v.type_()))
+    };
+    assert_eq!(
+        renamed("memory:SystemMemory", "memory:SystemMemory"),
+        Ok(Some(gst::Caps::static_type()))
+    );
+    for feature in [
+        "memory:Syst/xMemory",
+        "GST_SCHEDxxxxxxxxxx",
+        "memorySystemMemory:",
+        ":memorySystemMemory",
+        "memory:1ystemMemory",
+    ] {
+        assert!(
+            matches!(
+                renamed("memory:SystemMemory", feature),
+                Err(WireError::BadName(_))
+            ),
+            "{feature}"
+        );
+    }
+    let caps = gst::Caps::builder("video/x-rawXyuv").build();
+    let mut w = Writer::default();
+    encode_value(&mut w, &caps.to_value());
+    let mut bytes = w.into_inner();
+    let at = bytes.windows(4).position(|x| x == b"Xyuv").unwrap();
+    bytes[at] = b'-';
+    assert!(matches!(
+        decode_value(&mut Reader::new(&bytes), 0),
+        Err(WireError::BadName(_))
+    ));
+}
+
 #[test]
 fn objects_without_the_fields_gstreamer_reads_are_refused() {
     init();

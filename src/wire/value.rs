@@ -502,17 +502,12 @@ fn decode_any(
         Tag::FractionRange => {
             let (a, b) = get_fraction(r)?;
             let (c, d) = get_fraction(r)?;
-            // GStreamer wants min < max; compare a/b < c/d with positive denominators, in
-            // 128 bits so nothing overflows.
-            let norm = |n: i32, d: i32| {
-                if d < 0 {
-                    (-(n as i128), -(d as i128))
-                } else {
-                    (n as i128, d as i128)
-                }
-            };
-            let ((a1, b1), (c1, d1)) = (norm(a, b), norm(c, d));
-            check_range(a1 * d1 < c1 * b1)?;
+            // GStreamer wants min < max, and compares by cross-multiplying as they are given:
+            // give it positive denominators (get_fraction refused i32::MIN, so negating is
+            // safe), and compare the same way first.
+            let norm = |n: i32, d: i32| if d < 0 { (-n, -d) } else { (n, d) };
+            let ((a, b), (c, d)) = (norm(a, b), norm(c, d));
+            check_range((a as i64) * (d as i64) < (c as i64) * (b as i64))?;
             let mut v = glib::Value::from_type(gst::FractionRange::static_type());
             unsafe {
                 gst::ffi::gst_value_set_fraction_range_full(v.to_glib_none_mut().0, a, b, c, d)
@@ -634,13 +629,51 @@ fn fraction_value(n: i32, d: i32) -> glib::SendValue {
 
 fn get_values(r: &mut Reader, depth: usize) -> Result<Vec<glib::SendValue>, WireError> {
     let n = r.count(MAX_ITEMS, 1)?;
-    let mut out = Vec::with_capacity(n);
+    let mut out: Vec<glib::SendValue> = Vec::with_capacity(n);
     for _ in 0..n {
         if let Some(v) = decode_value(r, depth + 1)? {
+            // GStreamer takes into a list only values like its first one (a critical
+            // otherwise): refuse the others here.
+            let like_first = out.first().and_then(|f| basic_type(f));
+            if let (Some(a), Some(b)) = (like_first, basic_type(&v))
+                && !compatible(a, b)
+            {
+                return Err(WireError::MixedList);
+            }
             out.push(v);
         }
     }
     Ok(out)
+}
+
+/// The type of the first value at the bottom of nested lists and arrays; `None` when one of
+/// them is empty.
+fn basic_type(v: &glib::Value) -> Option<glib::Type> {
+    let first = if let Ok(list) = v.get::<gst::List>() {
+        list.as_slice().first().map(|f| basic_type(f))
+    } else if let Ok(array) = v.get::<gst::Array>() {
+        array.as_slice().first().map(|f| basic_type(f))
+    } else {
+        return Some(v.type_());
+    };
+    first?
+}
+
+/// Same type, or a value and a range of its type.
+fn compatible(a: glib::Type, b: glib::Type) -> bool {
+    let pairs = [
+        (glib::Type::I32, gst::IntRange::<i32>::static_type()),
+        (glib::Type::I64, gst::IntRange::<i64>::static_type()),
+        (glib::Type::F64, double_range_type()),
+        (
+            gst::Fraction::static_type(),
+            gst::FractionRange::static_type(),
+        ),
+    ];
+    a == b
+        || pairs
+            .iter()
+            .any(|&(x, y)| (a, b) == (x, y) || (a, b) == (y, x))
 }
 
 fn get_features(r: &mut Reader) -> Result<gst::CapsFeatures, WireError> {
@@ -648,7 +681,7 @@ fn get_features(r: &mut Reader) -> Result<gst::CapsFeatures, WireError> {
     let n = r.count(MAX_ITEMS, 4)?;
     let mut names = Vec::with_capacity(n);
     for _ in 0..n {
-        names.push(valid_name(r.str()?)?);
+        names.push(valid_feature(r.str()?)?);
     }
     Ok(if any {
         gst::CapsFeatures::new_any()
@@ -678,11 +711,31 @@ fn get_date_time(r: &mut Reader) -> Result<gst::DateTime, WireError> {
 }
 
 /// GStreamer's own rule for structure names (`gst_structure_validate_name`), checked here so a
-/// bad name is our typed error instead of a GLib critical.
+/// bad name is our typed error instead of a GLib critical; names of GStreamer 0.10's raw caps,
+/// which it takes with a warning, are refused too.
 fn valid_name(s: &str) -> Result<&str, WireError> {
     let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/-_.:+".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.:+".contains(c))
+        && !["video/x-raw-", "audio/x-raw-"]
+            .iter()
+            .any(|p| s.starts_with(p));
+    if ok {
+        Ok(s)
+    } else {
+        Err(WireError::BadName(s.chars().take(64).collect()))
+    }
+}
+
+/// GStreamer's rule for caps feature names (`namespace:Name`), checked here so that a bad
+/// name is our typed error instead of a GLib warning.
+fn valid_feature(s: &str) -> Result<&str, WireError> {
+    let ok = s.split_once(':').is_some_and(|(ns, name)| {
+        !ns.is_empty()
+            && ns.chars().all(|c| c.is_ascii_alphabetic())
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && name.chars().all(|c| c.is_ascii_alphanumeric())
+    });
     if ok {
         Ok(s)
     } else {

@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: MPL-2.0
+#![no_main]
+use gstrsipcpipeline::wire::FrameType;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    gstrsipcpipeline::fuzzing::init();
+    gstrsipcpipeline::fuzzing::body_of(FrameType::Reply, data);
+});
