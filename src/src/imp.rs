@@ -2,6 +2,7 @@
 //! rsipcpipelinesrc: the slave end of a split pipeline.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
 
 use gst::glib;
@@ -92,6 +93,9 @@ pub struct IpcPipelineSrc {
     master_live: std::sync::atomic::AtomicBool,
     /// Flow returns of pushed buffers not sent yet: see [`Self::answer_flows`].
     flows: Mutex<Vec<(u32, Reply)>>,
+    /// The pad has had stream-start and segment since the last event: see
+    /// [`Self::stream_ready`].
+    stream_ready: std::sync::atomic::AtomicBool,
 }
 
 impl IpcPipelineSrc {
@@ -173,6 +177,22 @@ impl IpcPipelineSrc {
         self.answer_flows();
     }
 
+    /// Whether a buffer may be pushed now: GStreamer wants stream-start and segment first
+    /// (and only warns), a master that sends a buffer before them is broken. Looked up once
+    /// after each event, not for every buffer.
+    fn stream_ready(&self) -> bool {
+        if self.stream_ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self
+            .srcpad
+            .sticky_event::<gst::event::StreamStart>(0)
+            .is_some()
+            && self.srcpad.sticky_event::<gst::event::Segment>(0).is_some();
+        self.stream_ready.store(ready, Ordering::Relaxed);
+        ready
+    }
+
     fn unflush(&self) {
         let mut q = self.queue.lock().unwrap();
         q.flushing = false;
@@ -181,6 +201,8 @@ impl IpcPipelineSrc {
 
     fn start_task(&self) -> Result<(), glib::BoolError> {
         gst::log!(CAT, imp = self, "starting the task");
+        // A pad that was deactivated lost its sticky events.
+        self.stream_ready.store(false, Ordering::Relaxed);
         let weak = self.obj().downgrade();
         self.srcpad.start_task(move || {
             if let Some(obj) = weak.upgrade() {
@@ -218,6 +240,15 @@ impl IpcPipelineSrc {
         gst::log!(CAT, imp = self, "pushing item {}", item.id());
         match item {
             Item::Buffer(id, buffer) => {
+                if !self.stream_ready() {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ["The master sent a buffer before stream-start and segment"]
+                    );
+                    self.reply(id, Reply::Flow(gst::FlowReturn::Error));
+                    return;
+                }
                 if let Some(info) = self.clock.sample_due()
                     && let Some(link) = self.link()
                 {
@@ -242,6 +273,7 @@ impl IpcPipelineSrc {
             Item::Event(id, event) => {
                 // The answers for the buffers before it go first.
                 self.answer_flows();
+                self.stream_ready.store(false, Ordering::Relaxed);
                 let ok = self.srcpad.push_event(event);
                 self.reply(id, Reply::Bool(ok));
             }
@@ -730,6 +762,7 @@ impl ObjectSubclass for IpcPipelineSrc {
             linked: (Mutex::new(()), Condvar::new()),
             wanted: Mutex::new(None),
             flows: Mutex::new(Vec::new()),
+            stream_ready: std::sync::atomic::AtomicBool::new(false),
             clock: Default::default(),
             master_live: Default::default(),
         }
