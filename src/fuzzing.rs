@@ -202,6 +202,8 @@ pub fn session(slave_side: bool, data: &[u8]) {
         .is_some();
     let t = Instant::now();
     let _ = pipeline.set_state(gst::State::Null);
+    // Messages left on a bus that is not flushed at NULL hold the pipeline they came from.
+    bus.set_flushing(true);
     assert!(noticed, "the end of the connection was not reported");
     assert!(
         t.elapsed() < Duration::from_secs(5),
@@ -286,6 +288,21 @@ pub fn record_seeds(dir: &std::path::Path) -> usize {
     let size = (buffer.size() as u16).to_le_bytes();
     seeds.add("metas", &[&size[..], &w.into_inner()].concat());
     seeds.count
+}
+
+/// A short real session (three buffers to EOS), as each side sent it after the greeting:
+/// (master to slave, slave to master).
+pub fn short_session() -> (Vec<u8>, Vec<u8>) {
+    init();
+    let (to_slave, to_master) = recorded_session(
+        "audiotestsrc num-buffers=3 samplesperbuffer=64 ! audio/x-raw,rate=8000",
+        "fakesink",
+        Steps::PlayToEos,
+    );
+    (
+        skip_hello(&to_slave).to_vec(),
+        skip_hello(&to_master).to_vec(),
+    )
 }
 
 /// (master, slave, what the recording does) for each recorded session.

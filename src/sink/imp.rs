@@ -571,14 +571,18 @@ impl Handler for SinkHandler {
             }
             Frame::Message(m) if !stays_local(m.type_) => {
                 link.count_message()?;
-                link.control
-                    .push_for_peer(move || element.imp().handle_message(m))?;
+                link.control.push_for_peer(move || {
+                    let _parent = element.parent();
+                    element.imp().handle_message(m)
+                })?;
             }
             Frame::Clock(info) => element.imp().slave_clock.observe(&info),
             Frame::StateLost => {
                 *element.imp().lost_state.lock().unwrap() = true;
-                link.control
-                    .push_for_peer(move || element.imp().take_lost_state())?;
+                link.control.push_for_peer(move || {
+                    let _parent = element.parent();
+                    element.imp().take_lost_state()
+                })?;
             }
             Frame::Event { .. } => {
                 gst::warning!(CAT, obj = element, "refusing an event from the slave");
@@ -614,6 +618,9 @@ impl Handler for SinkHandler {
         };
         let error = error.clone();
         link.control.push(move || {
+            // Our parent passes up what we post without holding a reference of its own: hold
+            // it while we post, or an application dropping the pipeline now would free it.
+            let _parent = element.parent();
             let imp = element.imp();
             // A restart mends it, or has already: the streaming thread replaces the slave
             // when it next sends, and a link it replaced is not ours to report.

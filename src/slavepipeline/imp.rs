@@ -2,7 +2,6 @@
 //! rsipcslavepipeline: a pipeline that forwards its messages to the master.
 
 use gst::glib;
-use gst::glib::translate::IntoGlibPtr;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
@@ -38,20 +37,6 @@ impl ElementImpl for IpcSlavePipeline {
     }
 
     fn post_message(&self, msg: gst::Message) -> bool {
-        if let Some(pipeline) = self.disposing() {
-            // Our last reference is gone and our children are being removed; one of them
-            // (an rsipcpipelinesrc noticing that its master left) may still post. GStreamer
-            // allows that, but `obj()` may not be called now: post as the parent class does,
-            // and forward nothing, since no master is left to tell.
-            unsafe {
-                let parent_class =
-                    Self::type_data().as_ref().parent_class() as *const gst::ffi::GstElementClass;
-                return match (*parent_class).post_message {
-                    Some(f) => f(pipeline, msg.into_glib_ptr()) != glib::ffi::GFALSE,
-                    None => false,
-                };
-            }
-        }
         let srcs: Vec<IpcPipelineSrc> = self
             .obj()
             .iterate_recurse()
@@ -78,20 +63,6 @@ impl ElementImpl for IpcSlavePipeline {
             let _ = feeding.into_iter().chain(others).any(forward);
         }
         self.parent_post_message(msg)
-    }
-}
-
-impl IpcSlavePipeline {
-    /// Our instance, when it is being disposed (no reference left).
-    fn disposing(&self) -> Option<*mut gst::ffi::GstElement> {
-        // SAFETY: how glib finds the instance of an implementation, without `obj()`'s check
-        // that a reference is left; the memory stays valid until finalization, after dispose.
-        let instance = unsafe {
-            let offset = Self::type_data().as_ref().impl_offset();
-            (self as *const Self as *const u8).offset(-offset) as *mut gst::ffi::GstElement
-        };
-        let refs = unsafe { (*(instance as *const glib::gobject_ffi::GObject)).ref_count };
-        (refs == 0).then_some(instance)
     }
 }
 

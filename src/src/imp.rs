@@ -706,6 +706,10 @@ impl Handler for SrcHandler {
         };
         let error = error.clone();
         link.control.push(move || {
+            // A bin passes up what its children post without holding a reference of its own:
+            // hold our parent while we post, or an application dropping the pipeline now
+            // would free it under the message.
+            let _parent = element.parent();
             let imp = element.imp();
             imp.flush_queue();
             *imp.wanted.lock().unwrap() = None;
