@@ -7,6 +7,7 @@ mod common;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
+use common::fake_peer::{FakeMaster, send_all, serve};
 use common::*;
 use gst::glib::translate::IntoGlib;
 use gst::prelude::*;
@@ -23,27 +24,7 @@ fn sink_pipeline(fd: &OwnedFd) -> gst::Pipeline {
 }
 
 fn write_all(fd: &OwnedFd, data: &[u8]) {
-    send_all(fd, data).unwrap();
-}
-
-/// Writes all of `data` unless the element hangs up first (as it does on a peer it cuts off):
-/// with MSG_NOSIGNAL, since SIGPIPE stays at its default here, as in a C application.
-fn send_all(fd: &OwnedFd, data: &[u8]) -> Result<(), rustix::io::Errno> {
-    let mut off = 0;
-    while off < data.len() {
-        match rustix::net::send(fd, &data[off..], rustix::net::SendFlags::NOSIGNAL) {
-            Ok(n) => off += n,
-            Err(rustix::io::Errno::AGAIN) => {
-                let mut p = [rustix::event::PollFd::new(
-                    fd,
-                    rustix::event::PollFlags::OUT,
-                )];
-                rustix::event::poll(&mut p, None).unwrap();
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    send_all(fd, data, &[]).unwrap();
 }
 
 fn error_text(pipeline: &gst::Pipeline) -> String {
@@ -174,51 +155,6 @@ fn garbage_and_truncated_frames_after_the_greeting() {
     }
 }
 
-/// Reads whole frames from `peer` as they come, on a thread, answering each with `answer`.
-fn serve(
-    peer: OwnedFd,
-    answer: impl Fn(&wire::Header) -> Option<Vec<u8>> + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let read_exact = |buf: &mut [u8]| -> bool {
-            let mut off = 0;
-            while off < buf.len() {
-                match rustix::io::read(&peer, &mut buf[off..]) {
-                    Ok(0) => return false,
-                    Ok(n) => off += n,
-                    Err(rustix::io::Errno::AGAIN) => {
-                        let mut p = [rustix::event::PollFd::new(
-                            &peer,
-                            rustix::event::PollFlags::IN,
-                        )];
-                        let _ = rustix::event::poll(&mut p, None);
-                    }
-                    Err(_) => return false,
-                }
-            }
-            true
-        };
-        loop {
-            let mut head = [0u8; wire::HEADER_LEN];
-            if !read_exact(&mut head) {
-                return;
-            }
-            let Ok(header) = wire::Header::decode(&head) else {
-                return;
-            };
-            let mut body = vec![0u8; header.len as usize];
-            if !read_exact(&mut body) {
-                return;
-            }
-            if let Some(reply) = answer(&header)
-                && send_all(&peer, &reply).is_err()
-            {
-                return;
-            }
-        }
-    })
-}
-
 /// A slave that answers a state change as if it were an event: an ERROR that says so.
 #[test]
 fn a_reply_of_the_wrong_kind() {
@@ -259,7 +195,7 @@ fn a_flood_of_messages() {
         .collect();
     let writer = std::thread::spawn(move || {
         // Cut off before the end, as it should be.
-        let _ = send_all(&peer, &flood);
+        let _ = send_all(&peer, &flood, &[]);
         peer
     });
     let pipeline = sink_pipeline(&ours);
@@ -277,93 +213,25 @@ fn a_flood_of_messages() {
 #[test]
 fn a_master_that_ignores_its_window() {
     init();
-    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
-    let slave = gst::parse::launch(&format!(
-        "rsipcslavepipeline.( rsipcpipelinesrc name=src fdin={n} fdout={n} ! fakesink )",
-        n = ours.as_raw_fd()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    slave.set_auto_flush_bus(false);
-    // Replies are read as they come, so that the src never waits to write one; the replies
-    // to the state changes say when the src is ready for data.
-    let (replied, replies) = std::sync::mpsc::channel();
-    let server = serve(peer.try_clone().unwrap(), move |h| {
-        if h.frame_type == wire::FrameType::Reply {
-            let _ = replied.send(h.id);
-        }
-        None
-    });
-    let greeting = wire::encode(
-        0,
-        &Frame::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            role: Role::Sender,
-            features: 0,
-        }),
-    );
-    write_all(&peer, &greeting);
-    let mut id = 0;
-    for (from, to) in [
-        (gst::State::Null, gst::State::Ready),
-        (gst::State::Ready, gst::State::Paused),
-    ] {
-        id += 1;
-        write_all(
-            &peer,
-            &wire::encode(
-                id,
-                &Frame::StateChange {
-                    from,
-                    to,
-                    live: false,
-                },
-            ),
-        );
-        while replies.recv_timeout(DEADLINE).expect("a reply") != id {}
-    }
-    let mut flood = Vec::new();
-    for event in [
-        gst::event::StreamStart::new("flood"),
-        gst::event::Caps::new(&gst::Caps::new_empty_simple("application/x-flood")),
-        gst::event::Segment::new(&gst::FormattedSegment::<gst::format::Bytes>::new()),
-    ] {
-        flood.push(Frame::Event {
-            target: Target::Pad,
-            event,
-        });
-    }
+    let mut master = FakeMaster::start(0);
     // The first buffer prerolls the fakesink and blocks there; the others queue up.
-    for _ in 0..3000 {
-        flood.push(Frame::Buffer(gst::Buffer::from_slice([0u8; 16])));
-    }
-    let first = id + 1;
-    let bytes: Vec<u8> = flood
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| wire::encode(first + i as u32, f))
+    let first = master.next_id();
+    let bytes: Vec<u8> = (0..3000u32)
+        .flat_map(|i| {
+            wire::encode(
+                first + i,
+                &Frame::Buffer(gst::Buffer::from_slice([0u8; 16])),
+            )
+        })
         .collect();
     // Written on a thread: once cut off, the src reads no more, and the write waits until
     // the socket is gone.
+    let peer = master.peer.try_clone().unwrap();
     let flooder = std::thread::spawn(move || {
-        let _ = send_all(&peer, &bytes);
+        let _ = send_all(&peer, &bytes, &[]);
         peer
     });
-    let bus = slave.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Error])
-        .expect("an ERROR from the src");
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    let text = e.error().to_string();
+    let text = master.error();
     assert!(text.contains("queued without waiting"), "{text}");
-    let t = std::time::Instant::now();
-    slave.set_state(gst::State::Null).unwrap();
-    assert!(t.elapsed() < Duration::from_secs(2));
-    drop(slave);
-    drop(ours);
-    drop(flooder.join());
-    server.join().unwrap();
+    master.finish(Some(flooder));
 }

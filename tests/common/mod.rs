@@ -3,6 +3,8 @@
 //! and waits on conditions with generous deadlines instead of sleeps.
 #![allow(dead_code)]
 
+pub mod fake_peer;
+
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
