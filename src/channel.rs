@@ -86,6 +86,8 @@ const MAX_LENT: usize = 64;
 /// Copied bytes in flight: with large frames, the window in buffers would let the slave
 /// hold too many copies.
 const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
+/// Requests given up on whose late reply is still accepted.
+const MAX_ABANDONED: usize = 1024;
 /// Fds received and not yet taken by their frame.
 const MAX_PENDING_FDS: usize = 4 * wire::MAX_FDS;
 
@@ -109,9 +111,11 @@ pub trait Handler: Send + Sync + 'static {
 struct Shared {
     closed: Option<ChannelError>,
     peer: Option<Hello>,
-    /// Requests waiting for their reply; `None` until it arrives.
     /// Requests waiting for their reply, with the kind of reply each takes.
     pending: HashMap<u32, (Expect, Option<Reply>)>,
+    /// Requests nobody waits for (the waiter gave up, or it was sent without waiting, as QoS
+    /// is): their reply may still come, once.
+    abandoned: std::collections::BTreeSet<u32>,
     flushing: bool,
     in_flight: usize,
     /// Bytes copied into the frames of the buffers in flight, oldest first, and their sum:
@@ -123,6 +127,17 @@ struct Shared {
     /// Buffers whose memory the peer holds as fds, by the id of the frame that lent them:
     /// kept alive (out of their pool) until the peer releases them or goes away.
     lent: HashMap<u32, gst::Buffer>,
+}
+
+impl Shared {
+    /// Accepts one late reply to `id`; the oldest such ids are forgotten beyond
+    /// [`MAX_ABANDONED`].
+    fn abandon(&mut self, id: u32) {
+        if self.abandoned.len() == MAX_ABANDONED {
+            self.abandoned.pop_first();
+        }
+        self.abandoned.insert(id);
+    }
 }
 
 struct Inner {
@@ -253,8 +268,15 @@ impl Channel {
     }
 
     /// Sends a frame that expects no answer.
+    /// Sends a frame without waiting for its answer, if it takes one.
     pub fn send(&self, frame: &Frame) -> Result<(), ChannelError> {
         let id = self.inner.next_id();
+        if matches!(
+            frame,
+            Frame::Event { .. } | Frame::Query { .. } | Frame::StateChange { .. }
+        ) {
+            self.inner.lock().abandon(id);
+        }
         self.inner.write(&wire::encode(id, frame), &[])
     }
 
@@ -305,7 +327,11 @@ impl Channel {
             .inner
             .write(&wire::encode(id, frame), &[])
             .and_then(|()| self.wait_reply(id, timeout, cancel_on_flush));
-        self.inner.lock().pending.remove(&id);
+        let mut s = self.inner.lock();
+        s.pending.remove(&id);
+        if result.is_err() {
+            s.abandon(id);
+        }
         result
     }
 
@@ -645,6 +671,7 @@ impl Inner {
                 Ok(())
             }
             Frame::Reply(reply) => {
+                let s = &mut *s;
                 match s.pending.get_mut(&header.id) {
                     Some((expect, slot @ None)) if expect.takes(&reply) => *slot = Some(reply),
                     Some((expect, None)) => {
@@ -659,12 +686,11 @@ impl Inner {
                             header.id
                         )));
                     }
-                    // The waiter gave up (timeout, flush): a late reply is not an error, but a
-                    // reply to an id we never used is.
-                    None if header.id != 0 && header.id < self.next_id.load(Ordering::Relaxed) => {}
+                    // The waiter gave up (timeout, flush): its late reply is not an error.
+                    None if s.abandoned.remove(&header.id) => {}
                     None => {
                         return Err(ChannelError::Unexpected(format!(
-                            "a reply to unknown request {}",
+                            "a reply to request {}, which was answered already or never made",
                             header.id
                         )));
                     }

@@ -200,7 +200,11 @@ pub fn session(slave_side: bool, data: &[u8]) {
     let noticed = bus
         .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
         .is_some();
+    // The C plugin's teardown: NULL, then `disconnect`, so that no state change the peer
+    // sent can still reach the pipeline; then NULL again for what one may have done.
     let t = Instant::now();
+    let _ = pipeline.set_state(gst::State::Null);
+    element.emit_by_name::<()>("disconnect", &[]);
     let _ = pipeline.set_state(gst::State::Null);
     // Messages left on a bus that is not flushed at NULL hold the pipeline they came from.
     bus.set_flushing(true);

@@ -175,6 +175,37 @@ fn a_reply_of_the_wrong_kind() {
     server.join().unwrap();
 }
 
+/// A slave that answers a request twice: the second answer is an error, not a surprise for
+/// the next request.
+#[test]
+fn a_reply_given_twice() {
+    init();
+    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    write_all(&peer, &hello());
+    let server = serve(peer, |h| {
+        (h.frame_type == wire::FrameType::StateChange).then(|| {
+            let reply = wire::encode(
+                h.id,
+                &Frame::Reply(Reply::State(gst::StateChangeReturn::Success)),
+            );
+            [reply.clone(), reply].concat()
+        })
+    });
+    let pipeline = sink_pipeline(&ours);
+    let _ = pipeline.set_state(gst::State::Playing);
+    let text = error_text(&pipeline);
+    // Whether the first answer was taken yet or not.
+    assert!(
+        text.contains("a second reply to request")
+            || text.contains("answered already or never made"),
+        "{text}"
+    );
+    null_at_once(&pipeline, Duration::from_secs(2));
+    drop(pipeline);
+    drop(ours);
+    server.join().unwrap();
+}
+
 /// A slave that floods the master with messages is cut off once it passes the limit.
 #[test]
 fn a_flood_of_messages() {
