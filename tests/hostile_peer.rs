@@ -266,3 +266,28 @@ fn a_master_that_ignores_its_window() {
     assert!(text.contains("queued without waiting"), "{text}");
     master.finish(Some(flooder));
 }
+
+/// Events out of the order GStreamer takes them (a segment after EOS) are the master's
+/// error, not a warning from GStreamer and a stream that makes no sense.
+#[test]
+fn events_out_of_order() {
+    init();
+    let mut master = FakeMaster::start(0);
+    // In PAUSED the sink would hold the EOS until PLAYING.
+    master.send(&Frame::StateChange {
+        from: gst::State::Paused,
+        to: gst::State::Playing,
+        live: false,
+    });
+    master.send(&Frame::Event {
+        target: Target::Pad,
+        event: gst::event::Eos::new(),
+    });
+    master.send(&Frame::Event {
+        target: Target::Pad,
+        event: gst::event::Segment::new(&gst::FormattedSegment::<gst::format::Bytes>::new()),
+    });
+    let text = master.error();
+    assert!(text.contains("out of order: Segment after EOS"), "{text}");
+    master.finish(None);
+}

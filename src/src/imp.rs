@@ -244,7 +244,7 @@ impl IpcPipelineSrc {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Failed,
-                        ["The master sent a buffer before stream-start and segment"]
+                        ("The master sent a buffer before stream-start and segment")
                     );
                     self.reply(id, Reply::Flow(gst::FlowReturn::Error));
                     return;
@@ -274,6 +274,15 @@ impl IpcPipelineSrc {
                 // The answers for the buffers before it go first.
                 self.answer_flows();
                 self.stream_ready.store(false, Ordering::Relaxed);
+                if let Some(why) = misordered(&self.srcpad, &event) {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("The master sent events out of order: {why}")
+                    );
+                    self.reply(id, Reply::Bool(false));
+                    return;
+                }
                 let ok = self.srcpad.push_event(event);
                 self.reply(id, Reply::Bool(ok));
             }
@@ -562,6 +571,15 @@ impl IpcPipelineSrc {
             Frame::Event {
                 target: Target::Pad,
                 event,
+            } if !event.is_downstream() => {
+                return Err(ChannelError::Unexpected(format!(
+                    "a {:?} event, which travels upstream, sent down to our pad",
+                    event.type_()
+                )));
+            }
+            Frame::Event {
+                target: Target::Pad,
+                event,
             } => match event.type_() {
                 gst::EventType::FlushStart => link.events.push_for_peer(move || {
                     let imp = obj.imp();
@@ -639,6 +657,33 @@ impl IpcPipelineSrc {
         }
         Ok(())
     }
+}
+
+/// Why `event` may not follow what `pad` has had: GStreamer takes stream-start, caps and
+/// segment only in this order, and no sticky event after EOS (it warns, and goes on with a
+/// stream that makes no sense), so a master that sends them otherwise is broken.
+fn misordered(pad: &gst::Pad, event: &gst::Event) -> Option<String> {
+    use gst::EventType as T;
+    if !event.is_sticky() || event.type_() == T::Eos {
+        return None;
+    }
+    if pad.sticky_event::<gst::event::Eos>(0).is_some() {
+        return Some(format!("{:?} after EOS", event.type_()));
+    }
+    let order = [T::StreamStart, T::Caps, T::Segment];
+    let rank = order.iter().position(|t| *t == event.type_())?;
+    let has = |t: T| match t {
+        T::StreamStart => pad.sticky_event::<gst::event::StreamStart>(0).is_some(),
+        T::Caps => pad.sticky_event::<gst::event::Caps>(0).is_some(),
+        _ => pad.sticky_event::<gst::event::Segment>(0).is_some(),
+    };
+    if has(event.type_()) {
+        return None;
+    }
+    order[rank + 1..]
+        .iter()
+        .find(|later| has(**later))
+        .map(|later| format!("{:?} after {later:?}", event.type_()))
 }
 
 /// The highest state the connected masters of `pipeline` want, if any has asked yet.

@@ -203,7 +203,14 @@ pub fn init() {
 }
 
 pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
-    check("event", &EVENTS, e.type_().into_glib(), e.structure())
+    check("event", &EVENTS, e.type_().into_glib(), e.structure())?;
+    // GStreamer builds CAPS events only from fixed caps, and asserts it when it reads them.
+    if let gst::EventView::Caps(c) = e.view()
+        && !c.caps().is_fixed()
+    {
+        return Err(WireError::UnfixedCaps);
+    }
+    Ok(())
 }
 
 pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {

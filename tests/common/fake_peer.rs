@@ -119,13 +119,25 @@ impl FakeMaster {
         .unwrap();
         slave.set_auto_flush_bus(false);
         // Replies are read as they come, so that the src never waits to write one; those to
-        // the state changes say when the src is ready for data.
+        // the state changes say when the src is ready for data. Its queries are not answered
+        // with anything useful, but answered.
         let (replied, replies) = mpsc::channel();
-        let server = serve(peer.try_clone().unwrap(), move |h| {
-            if h.frame_type == wire::FrameType::Reply {
+        let server = serve(peer.try_clone().unwrap(), move |h| match h.frame_type {
+            wire::FrameType::Reply => {
                 let _ = replied.send(h.id);
+                None
             }
-            None
+            wire::FrameType::Event => {
+                Some(wire::encode(h.id, &Frame::Reply(wire::Reply::Bool(true))))
+            }
+            wire::FrameType::Query => Some(wire::encode(
+                h.id,
+                &Frame::Reply(wire::Reply::Query {
+                    result: false,
+                    structure: None,
+                }),
+            )),
+            _ => None,
         });
         let greeting = wire::encode(
             0,
