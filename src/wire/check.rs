@@ -17,15 +17,33 @@ use gst::glib::translate::IntoGlib;
 
 use super::WireError;
 
-type Fields = Vec<(String, glib::Type)>;
+/// Each field's name and type, and whether the template holds a pointer there (caps, a
+/// segment, a string...) rather than NULL.
+type Fields = Vec<(String, glib::Type, bool)>;
 
 fn fields(s: Option<&gst::StructureRef>) -> Fields {
     s.map(|s| {
         s.iter()
-            .map(|(name, value)| (name.to_string(), value.type_()))
+            .map(|(name, value)| (name.to_string(), value.type_(), !is_null(value)))
             .collect()
     })
     .unwrap_or_default()
+}
+
+/// A value of a pointer type (string, boxed, object) that holds NULL.
+fn is_null(value: &glib::SendValue) -> bool {
+    use glib::gobject_ffi;
+    let fundamental: glib::Type = unsafe {
+        glib::translate::from_glib(gobject_ffi::g_type_fundamental(value.type_().into_glib()))
+    };
+    let pointer = [
+        glib::Type::STRING,
+        glib::Type::BOXED,
+        glib::Type::OBJECT,
+        glib::Type::POINTER,
+    ]
+    .contains(&fundamental);
+    pointer && unsafe { gobject_ffi::g_value_peek_pointer(value.as_ptr()).is_null() }
 }
 
 static EVENTS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
@@ -136,8 +154,8 @@ pub fn answer_field(t: gst::QueryType, field: &str) -> Option<glib::Type> {
     ANSWERS
         .get(&t.into_glib())?
         .iter()
-        .find(|(name, _)| name == field)
-        .map(|(_, t)| *t)
+        .find(|(name, _, _)| name == field)
+        .map(|(_, t, _)| *t)
 }
 
 static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
@@ -171,18 +189,22 @@ static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
     .collect()
 });
 
+/// `pointers`: a field the template fills must be filled (for events, whose constructors
+/// take no NULL where GStreamer's parsers read a pointer).
 fn check<K: std::hash::Hash + Eq>(
     what: &'static str,
     templates: &HashMap<K, Fields>,
     kind: K,
     s: Option<&gst::StructureRef>,
+    pointers: bool,
 ) -> Result<(), WireError> {
     let Some(required) = templates.get(&kind) else {
         return Ok(());
     };
-    for (name, type_) in required {
+    for (name, type_, filled) in required {
         let present = s.and_then(|s| s.value(name.as_str()).ok());
-        if present.map(|v| v.type_()) != Some(*type_) {
+        let empty = pointers && *filled && present.is_some_and(is_null);
+        if present.map(|v| v.type_()) != Some(*type_) || empty {
             return Err(WireError::MissingField {
                 what,
                 field: name.clone(),
@@ -203,7 +225,7 @@ pub fn init() {
 }
 
 pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
-    check("event", &EVENTS, e.type_().into_glib(), e.structure())?;
+    check("event", &EVENTS, e.type_().into_glib(), e.structure(), true)?;
     // GStreamer builds CAPS events only from fixed caps, and asserts it when it reads them.
     if let gst::EventView::Caps(c) = e.view()
         && !c.caps().is_fixed()
@@ -214,11 +236,17 @@ pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
 }
 
 pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
-    check("query", &QUERIES, q.type_().into_glib(), q.structure())
+    check(
+        "query",
+        &QUERIES,
+        q.type_().into_glib(),
+        q.structure(),
+        false,
+    )
 }
 
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
-    check("message", &MESSAGES, t.into_glib(), s)
+    check("message", &MESSAGES, t.into_glib(), s, false)
 }
 
 /// Messages that concern only the pipeline they are posted in (its own state, clock, threads
