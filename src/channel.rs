@@ -267,7 +267,6 @@ impl Channel {
         }
     }
 
-    /// Sends a frame that expects no answer.
     /// Sends a frame without waiting for its answer, if it takes one.
     pub fn send(&self, frame: &Frame) -> Result<(), ChannelError> {
         let id = self.inner.next_id();

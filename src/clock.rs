@@ -165,11 +165,11 @@ impl Announced {
         let was_ahead = last
             .as_ref()
             .is_some_and(|(i, _)| i.kind == ClockKind::None && i.base_time.is_none());
-        let top = top_level(element);
+        // The hierarchy is walked only then: not for every buffer of a pipeline that plays.
         let ahead = if clock.is_none() {
-            !runs_without_clock(&top)
+            !runs_without_clock(&top_level(element))
         } else {
-            was_ahead && top.current_state() != gst::State::Playing
+            was_ahead && top_level(element).current_state() != gst::State::Playing
         };
         let base_time = if ahead { None } else { element.base_time() };
         let stale = |(prev, at): &(ClockInfo, Instant)| {

@@ -59,7 +59,7 @@ pub const DEFAULT_MEMORY_LIMIT: u64 = 2 << 30;
 const MAX_FDS: u64 = 4096;
 
 /// What the helper is told on its command line.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub level: Level,
     /// Files, directories and device nodes the slave may read and write; a `*` in the last
@@ -67,6 +67,17 @@ pub struct Policy {
     pub allow: Vec<PathBuf>,
     /// Bytes of private memory; 0 for no limit.
     pub memory_limit: u64,
+}
+
+/// The sink's defaults: the default level, the default memory limit, nothing allowed.
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            level: Level::default(),
+            allow: Vec::new(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+        }
+    }
 }
 
 impl Policy {

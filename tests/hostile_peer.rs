@@ -158,31 +158,18 @@ fn garbage_and_truncated_frames_after_the_greeting() {
 /// A slave that answers a state change as if it were an event: an ERROR that says so.
 #[test]
 fn a_reply_of_the_wrong_kind() {
-    init();
-    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
-    write_all(&peer, &hello());
-    let server = serve(peer, |h| {
+    let text = error_with_slave_answering(|h| {
         (h.frame_type == wire::FrameType::StateChange)
             .then(|| wire::encode(h.id, &Frame::Reply(Reply::Bool(true))))
     });
-    let pipeline = sink_pipeline(&ours);
-    let _ = pipeline.set_state(gst::State::Playing);
-    let text = error_text(&pipeline);
     assert!(text.contains("which takes a State reply"), "{text}");
-    null_at_once(&pipeline, Duration::from_secs(2));
-    drop(pipeline);
-    drop(ours);
-    server.join().unwrap();
 }
 
 /// A slave that answers a request twice: the second answer is an error, not a surprise for
 /// the next request.
 #[test]
 fn a_reply_given_twice() {
-    init();
-    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
-    write_all(&peer, &hello());
-    let server = serve(peer, |h| {
+    let text = error_with_slave_answering(|h| {
         (h.frame_type == wire::FrameType::StateChange).then(|| {
             let reply = wire::encode(
                 h.id,
@@ -191,19 +178,31 @@ fn a_reply_given_twice() {
             [reply.clone(), reply].concat()
         })
     });
-    let pipeline = sink_pipeline(&ours);
-    let _ = pipeline.set_state(gst::State::Playing);
-    let text = error_text(&pipeline);
     // Whether the first answer was taken yet or not.
     assert!(
         text.contains("a second reply to request")
             || text.contains("answered already or never made"),
         "{text}"
     );
+}
+
+/// A master playing into a fake slave that greets, then answers each frame with `answer`:
+/// the text of the sink's ERROR, once the master went to NULL at once.
+fn error_with_slave_answering(
+    answer: impl Fn(&wire::Header) -> Option<Vec<u8>> + Send + 'static,
+) -> String {
+    init();
+    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    write_all(&peer, &hello());
+    let server = serve(peer, answer);
+    let pipeline = sink_pipeline(&ours);
+    let _ = pipeline.set_state(gst::State::Playing);
+    let text = error_text(&pipeline);
     null_at_once(&pipeline, Duration::from_secs(2));
     drop(pipeline);
     drop(ours);
     server.join().unwrap();
+    text
 }
 
 /// A slave that floods the master with messages is cut off once it passes the limit.

@@ -41,9 +41,9 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut fds, mut fdin, mut dump, mut verbose) = (Vec::new(), None, None, false);
+    // Run by hand or by a C-style application, the helper locks in only when told.
     let mut sandbox = Policy {
         level: Level::None,
-        memory_limit: sandbox::DEFAULT_MEMORY_LIMIT,
         ..Policy::default()
     };
     let mut rest = Vec::new();

@@ -84,11 +84,7 @@ impl Default for SpawnSettings {
             helper: None,
             on_crash: CrashPolicy::default(),
             max_restarts: restart::DEFAULT_MAX_RESTARTS,
-            sandbox: Policy {
-                level: sandbox::Level::default(),
-                allow: Vec::new(),
-                memory_limit: sandbox::DEFAULT_MEMORY_LIMIT,
-            },
+            sandbox: Policy::default(),
         }
     }
 }

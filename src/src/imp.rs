@@ -27,13 +27,13 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_READ_CHUNK_SIZE: u32 = 65536;
 /// Flow returns gathered at most before they are sent.
 const MAX_HELD_FLOWS: usize = 32;
-/// How long a state request waits for the slave pipeline to finish continuing to PLAYING.
 /// What a master may have queued in a slave: its window (at most 1024 buffers) and the
 /// serialized events and queries between them, and the copied bytes its sink lets be in
 /// flight (8 MiB, or one larger frame). A master that sends more does not wait for its
 /// window: it is cut off.
 const MAX_QUEUED_ITEMS: usize = 2048;
 const MAX_QUEUED_BYTES: usize = crate::wire::MAX_BODY_LEN + (16 << 20);
+/// How long a state request waits for the slave pipeline to finish continuing to PLAYING.
 const CONTINUE_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 
 /// What the master sent that must be pushed in stream order by the streaming thread.
@@ -68,6 +68,8 @@ impl Item {
 
 struct Queue {
     items: VecDeque<Item>,
+    /// The sum of the items' [`Item::inline_bytes`], kept as they come and go.
+    bytes: usize,
     /// True while the pad is inactive or a flush is in progress: items are refused.
     flushing: bool,
     /// Sticky downstream flow error: buffers already sent by the master get it back at once.
@@ -75,6 +77,28 @@ struct Queue {
     /// Counts flushes: a push that began before a flush must not make its FLUSHING result
     /// sticky for the stream that follows it.
     epoch: u64,
+}
+
+impl Queue {
+    fn push(&mut self, item: Item, front: bool) {
+        self.bytes += item.inline_bytes();
+        if front {
+            self.items.push_front(item);
+        } else {
+            self.items.push_back(item);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        self.bytes -= item.inline_bytes();
+        Some(item)
+    }
+
+    fn take_all(&mut self) -> Vec<Item> {
+        self.bytes = 0;
+        self.items.drain(..).collect()
+    }
 }
 
 pub struct IpcPipelineSrc {
@@ -134,11 +158,7 @@ impl IpcPipelineSrc {
             self.refuse(item, flow);
             return;
         }
-        if front {
-            q.items.push_front(item);
-        } else {
-            q.items.push_back(item);
-        }
+        q.push(item, front);
         self.queue_cond.notify_one();
     }
 
@@ -147,13 +167,13 @@ impl IpcPipelineSrc {
     fn enqueue_for_peer(&self, item: Item) -> Result<(), ChannelError> {
         {
             let q = self.queue.lock().unwrap();
-            let bytes: usize = q.items.iter().map(Item::inline_bytes).sum();
-            if q.items.len() >= MAX_QUEUED_ITEMS || bytes > MAX_QUEUED_BYTES {
+            if q.items.len() >= MAX_QUEUED_ITEMS || q.bytes > MAX_QUEUED_BYTES {
                 return Err(ChannelError::Limit(format!(
-                    "{} buffers, events and queries ({bytes} bytes of copied data) queued \
+                    "{} buffers, events and queries ({} bytes of copied data) queued \
                      without waiting for them; the limits are {MAX_QUEUED_ITEMS} and \
                      {MAX_QUEUED_BYTES} bytes",
-                    q.items.len()
+                    q.items.len(),
+                    q.bytes
                 )));
             }
         }
@@ -168,7 +188,7 @@ impl IpcPipelineSrc {
             q.flushing = true;
             q.epoch += 1;
             self.queue_cond.notify_all();
-            q.items.drain(..).collect()
+            q.take_all()
         };
         for item in items {
             self.refuse(item, gst::FlowError::Flushing);
@@ -231,7 +251,7 @@ impl IpcPipelineSrc {
                     let _ = self.srcpad.pause_task();
                     return;
                 }
-                if let Some(item) = q.items.pop_front() {
+                if let Some(item) = q.pop() {
                     break (item, q.epoch);
                 }
                 q = self.queue_cond.wait(q).unwrap();
@@ -803,6 +823,7 @@ impl ObjectSubclass for IpcPipelineSrc {
             link: LinkSlot::default(),
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
+                bytes: 0,
                 flushing: true,
                 flow: Ok(gst::FlowSuccess::Ok),
                 epoch: 0,
