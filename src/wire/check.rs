@@ -31,7 +31,7 @@ fn fields(s: Option<&gst::StructureRef>) -> Fields {
 }
 
 /// A value of a pointer type (string, boxed, object) that holds NULL.
-fn is_null(value: &glib::SendValue) -> bool {
+pub(crate) fn is_null(value: &glib::Value) -> bool {
     use glib::gobject_ffi;
     let fundamental: glib::Type = unsafe {
         glib::translate::from_glib(gobject_ffi::g_type_fundamental(value.type_().into_glib()))
@@ -203,7 +203,7 @@ fn check<K: std::hash::Hash + Eq>(
     };
     for (name, type_, filled) in required {
         let present = s.and_then(|s| s.value(name.as_str()).ok());
-        let empty = pointers && *filled && present.is_some_and(is_null);
+        let empty = pointers && *filled && present.is_some_and(|v| is_null(v));
         if present.map(|v| v.type_()) != Some(*type_) || empty {
             return Err(WireError::MissingField {
                 what,

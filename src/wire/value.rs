@@ -710,6 +710,25 @@ fn get_date_time(r: &mut Reader) -> Result<gst::DateTime, WireError> {
     .map_err(|_| WireError::BadRange)
 }
 
+/// A NULL pointer value here or anywhere inside (lists, arrays, structures).
+fn holds_null(v: &glib::Value) -> bool {
+    if super::check::is_null(v) {
+        return true;
+    }
+    if let Ok(list) = v.get::<gst::List>() {
+        return list.iter().any(|v| holds_null(v));
+    }
+    if let Ok(array) = v.get::<gst::Array>() {
+        return array.iter().any(|v| holds_null(v));
+    }
+    if v.type_() == gst::Structure::static_type()
+        && let Ok(Some(s)) = v.get::<Option<gst::Structure>>()
+    {
+        return s.iter().any(|(_, v)| holds_null(v));
+    }
+    false
+}
+
 /// GStreamer's own rule for structure names (`gst_structure_validate_name`), checked here so a
 /// bad name is our typed error instead of a GLib critical; names of GStreamer 0.10's raw caps,
 /// which it takes with a warning, are refused too.
@@ -774,6 +793,14 @@ pub fn decode_caps(r: &mut Reader, depth: usize) -> Result<gst::Caps, WireError>
         let c = caps.get_mut().unwrap();
         for _ in 0..n {
             let s = decode_structure(r, depth + 1)?;
+            // GStreamer's caps functions (is_fixed, intersect, ...) walk every value and
+            // take no NULL structure or caps inside: refuse caps that hold one.
+            if let Some((field, _)) = s.iter().find(|(_, v)| holds_null(v)) {
+                return Err(WireError::MissingField {
+                    what: "caps structure",
+                    field: field.to_string(),
+                });
+            }
             let f = get_features(r)?;
             c.append_structure_full(s, Some(f));
         }
