@@ -88,6 +88,10 @@ const MAX_LENT: usize = 64;
 const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
 /// Requests given up on whose late reply is still accepted.
 const MAX_ABANDONED: usize = 1024;
+/// Bytes of names new to this process (structures, fields, caps features, error domains) one
+/// connection may bring: GStreamer keeps each for good. A real session brings a few hundred
+/// bytes (the fields of an element message the other process never loaded, say).
+const MAX_NEW_NAME_BYTES: usize = 256 << 10;
 /// Fds received and not yet taken by their frame.
 const MAX_PENDING_FDS: usize = 4 * wire::MAX_FDS;
 
@@ -562,6 +566,7 @@ impl Inner {
     }
 
     fn read_loop(self: Arc<Self>, role: Role, chunk: usize, handler: Arc<dyn Handler>) {
+        wire::value::limit_new_names(MAX_NEW_NAME_BYTES);
         let mut reader = FrameReader {
             inner: &self,
             buf: vec![0; chunk],

@@ -3,6 +3,7 @@
 //! the peer's requests off the reader thread, and the conversions between wire results and
 //! GStreamer results.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::channel::{Channel, ChannelError, Config, Handler};
@@ -20,6 +21,8 @@ pub struct Link {
     pub queries: Spawner,
     /// Messages from the peer in the current second, and when that second began.
     messages: Mutex<(std::time::Instant, u32)>,
+    /// State changes the peer asked for that are not answered yet.
+    state_changes: Arc<AtomicUsize>,
     /// The fds this link was made from, to notice when the application changes them.
     pub fds: (i32, i32),
 }
@@ -27,6 +30,21 @@ pub struct Link {
 /// Messages a peer may send in one second: far above what a pipeline posts (QoS, levels,
 /// progress), far below what would fill the application's bus faster than it reads.
 pub const MAX_MESSAGES_PER_SECOND: u32 = 10_000;
+
+/// State changes a master may have asked for without their answers: a real one waits for each
+/// (up to `ack-time`), so only a slave that is stuck again and again lets a few pile up. A
+/// storm beyond this would keep the slave pipeline changing state long after the master moved
+/// on.
+pub const MAX_PENDING_STATE_CHANGES: usize = 16;
+
+/// One state change of the peer's, counted until it is answered (dropped).
+pub struct PendingStateChange(Arc<AtomicUsize>);
+
+impl Drop for PendingStateChange {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 impl From<Full> for ChannelError {
     fn from(f: Full) -> Self {
@@ -51,6 +69,7 @@ impl Link {
             events: Lane::new(&format!("{name}-events")),
             queries: Spawner::default(),
             messages: Mutex::new((std::time::Instant::now(), 0)),
+            state_changes: Arc::default(),
             fds: (settings.fdin, settings.fdout),
         })
     }
@@ -68,6 +87,20 @@ impl Link {
             )));
         }
         Ok(())
+    }
+
+    /// Counts one state change from the peer until the result is dropped; an error beyond
+    /// [`MAX_PENDING_STATE_CHANGES`].
+    pub fn state_change_request(&self) -> Result<PendingStateChange, ChannelError> {
+        let pending = PendingStateChange(self.state_changes.clone());
+        let n = self.state_changes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > MAX_PENDING_STATE_CHANGES {
+            return Err(ChannelError::Limit(format!(
+                "{n} state changes asked for without waiting for their answers, the limit is \
+                 {MAX_PENDING_STATE_CHANGES}"
+            )));
+        }
+        Ok(pending)
     }
 
     pub fn start(&self, handler: Arc<dyn Handler>) -> Result<(), ChannelError> {

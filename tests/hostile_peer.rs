@@ -209,7 +209,6 @@ fn error_with_slave_answering(
 #[test]
 fn a_flood_of_messages() {
     init();
-    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
     let message = wire::encode(
         0,
         &Frame::Message(RemoteMessage {
@@ -219,10 +218,74 @@ fn a_flood_of_messages() {
             structure: Some(gst::Structure::new_empty("chatter")),
         }),
     );
-    let flood: Vec<u8> = std::iter::once(hello())
-        .chain(std::iter::repeat_n(message, 25_000))
-        .flatten()
+    let text = error_from_slave_sending(std::iter::repeat_n(message, 25_000).flatten());
+    assert!(text.contains("messages in a second"), "{text}");
+}
+
+/// A slave that says again and again that it lost its state (a storm that would keep the
+/// master's pipeline waiting for a preroll) is cut off like any other flood.
+#[test]
+fn a_storm_of_lost_state() {
+    init();
+    let lost = wire::encode(0, &Frame::StateLost);
+    let text = error_from_slave_sending(std::iter::repeat_n(lost, 25_000).flatten());
+    assert!(text.contains("messages in a second"), "{text}");
+}
+
+/// A slave that sends names the master never saw, each of which GStreamer would keep for
+/// good, is cut off once it has brought a bounded amount of them.
+#[test]
+fn a_flood_of_new_names() {
+    init();
+    // One message of 64 fields with names of 200 bytes; each copy gets fresh names by
+    // patching bytes, since this process, the sink's, must never have interned them.
+    let names: Vec<String> = (0..64)
+        .map(|i| format!("f{i:02}{}", "x".repeat(197)))
         .collect();
+    let mut s = gst::Structure::new_empty("newnames");
+    for name in &names {
+        s.set(name.as_str(), 1i32);
+    }
+    let template = wire::encode(
+        0,
+        &Frame::Message(RemoteMessage {
+            type_: gst::MessageType::Element,
+            seqnum: 1,
+            origin: "/slave/namer".into(),
+            structure: Some(s),
+        }),
+    );
+    let at: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            template
+                .windows(n.len())
+                .position(|w| w == n.as_bytes())
+                .unwrap()
+        })
+        .collect();
+    let mut fresh = 0u32;
+    // 100 messages: 1.3 MB of names.
+    let messages = std::iter::repeat_with(move || {
+        let mut m = template.clone();
+        for &a in &at {
+            fresh += 1;
+            m[a..a + 8].copy_from_slice(format!("q{fresh:07}").as_bytes());
+        }
+        m
+    })
+    .take(100)
+    .flatten();
+    let text = error_from_slave_sending(messages);
+    assert!(text.contains("names this process never saw"), "{text}");
+}
+
+/// A master in READY fed `bytes` (after its greeting) by a fake slave: the text of the
+/// sink's ERROR, once the master went to NULL at once.
+fn error_from_slave_sending(bytes: impl Iterator<Item = u8>) -> String {
+    init();
+    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    let flood: Vec<u8> = hello().into_iter().chain(bytes).collect();
     let writer = std::thread::spawn(move || {
         // Cut off before the end, as it should be.
         let _ = send_all(&peer, &flood, &[]);
@@ -231,11 +294,48 @@ fn a_flood_of_messages() {
     let pipeline = sink_pipeline(&ours);
     let _ = pipeline.set_state(gst::State::Ready);
     let text = error_text(&pipeline);
-    assert!(text.contains("the peer went over a limit"), "{text}");
+    assert!(
+        text.contains("the peer went over a limit") || text.contains("never saw"),
+        "{text}"
+    );
     null_at_once(&pipeline, Duration::from_secs(2));
     drop(pipeline);
     drop(ours);
     drop(writer.join());
+    text
+}
+
+/// A master that asks for state changes without waiting for their answers is cut off before
+/// it can keep the slave pipeline changing state long after it moved on.
+#[test]
+fn a_storm_of_state_changes() {
+    init();
+    let mut master = FakeMaster::start(0);
+    let storm: Vec<u8> = (0..1000u32)
+        .flat_map(|i| {
+            let (from, to) = if i % 2 == 0 {
+                (gst::State::Paused, gst::State::Playing)
+            } else {
+                (gst::State::Playing, gst::State::Paused)
+            };
+            wire::encode(
+                master.next_id(),
+                &Frame::StateChange {
+                    from,
+                    to,
+                    live: false,
+                },
+            )
+        })
+        .collect();
+    let peer = master.peer.try_clone().unwrap();
+    let stormer = std::thread::spawn(move || {
+        let _ = send_all(&peer, &storm, &[]);
+        peer
+    });
+    let text = master.error();
+    assert!(text.contains("without waiting for their answers"), "{text}");
+    master.finish(Some(stormer));
 }
 
 /// A master that sends buffers without waiting for its window fills no queue in the slave:

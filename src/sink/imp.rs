@@ -573,7 +573,10 @@ impl Handler for SinkHandler {
                 })?;
             }
             Frame::Clock(info) => element.imp().slave_clock.observe(&info),
+            // Rare in a real session (a flush, a step), so it counts as a message: a storm of
+            // them is cut off like any other flood.
             Frame::StateLost => {
+                link.count_message()?;
                 *element.imp().lost_state.lock().unwrap() = true;
                 link.control.push_for_peer(move || {
                     let _parent = element.parent();

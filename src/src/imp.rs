@@ -663,11 +663,15 @@ impl IpcPipelineSrc {
                     imp.clock.apply(&p, &info);
                 }
             })?,
-            Frame::StateChange { from, to, live } => link.control.push_for_peer(move || {
-                let imp = obj.imp();
-                let ret = imp.apply_state_change(from, to, live);
-                imp.reply(id, Reply::State(ret));
-            })?,
+            Frame::StateChange { from, to, live } => {
+                let pending = link.state_change_request()?;
+                link.control.push_for_peer(move || {
+                    let _pending = pending;
+                    let imp = obj.imp();
+                    let ret = imp.apply_state_change(from, to, live);
+                    imp.reply(id, Reply::State(ret));
+                })?
+            }
             other => {
                 return Err(ChannelError::Unexpected(format!(
                     "a {:?} frame from the master",

@@ -67,6 +67,8 @@ pub enum WireError {
     BadMemory(String),
     #[error("a {what} without its field {field:?} of the expected type")]
     MissingField { what: &'static str, field: String },
+    #[error("too many names this process never saw, up to {0:?} (GStreamer keeps each for good)")]
+    NewNames(String),
     #[error("a caps event with caps that are not fixed")]
     UnfixedCaps,
 }

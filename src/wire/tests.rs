@@ -308,6 +308,42 @@ fn unsupported_values_are_left_out() {
     assert_eq!(back.get::<i32>("kept").unwrap(), 1);
 }
 
+/// Names new to the process cost their length out of the decoding thread's budget; known
+/// names are free; overlong names are refused.
+#[test]
+fn new_names_are_bounded() {
+    init();
+    let encode = |name: &str| {
+        let mut w = Writer::default();
+        w.str("s");
+        w.u32(1);
+        w.str(name);
+        w.u8(1); // a boolean
+        w.bool(true);
+        w.into_inner()
+    };
+    let decode = |bytes: &[u8]| value::decode_structure(&mut Reader::new(bytes), 0).map(|_| ());
+    // On a thread of its own: the budget belongs to the thread.
+    std::thread::spawn(move || {
+        value::limit_new_names(40);
+        // Known to GStreamer already: free, however often.
+        for _ in 0..100 {
+            decode(&encode("format")).unwrap();
+        }
+        decode(&encode("never-seen-before-name-1")).unwrap();
+        assert!(matches!(
+            decode(&encode("never-seen-before-name-2")),
+            Err(WireError::NewNames(_))
+        ));
+        assert!(matches!(
+            decode(&encode(&"n".repeat(value::MAX_NAME_LEN + 1))),
+            Err(WireError::TooLong { .. })
+        ));
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn malformed_frames_are_typed_errors() {
     init();

@@ -531,7 +531,7 @@ fn decode_any(
         Tag::Segment => decode_segment(r)?.to_send_value(),
         Tag::Bitmask => gst::Bitmask(r.u64()?).to_send_value(),
         Tag::Error => get_opt(r, |r| {
-            let domain = r.str()?;
+            let domain = interned(r.str()?)?;
             let code = r.i32()?;
             let message = r.str()?;
             Ok(make_error(domain, code, message))
@@ -681,7 +681,7 @@ fn get_features(r: &mut Reader) -> Result<gst::CapsFeatures, WireError> {
     let n = r.count(MAX_ITEMS, 4)?;
     let mut names = Vec::with_capacity(n);
     for _ in 0..n {
-        names.push(valid_feature(r.str()?)?);
+        names.push(interned(valid_feature(r.str()?)?)?);
     }
     Ok(if any {
         gst::CapsFeatures::new_any()
@@ -729,6 +729,45 @@ fn holds_null(v: &glib::Value) -> bool {
     false
 }
 
+/// Longest structure, field, caps feature or error domain name taken from a peer.
+pub const MAX_NAME_LEN: usize = 256;
+
+thread_local! {
+    /// Bytes of names this process has never seen that decoding on this thread may still
+    /// intern: unbounded unless the thread decodes for a peer (see [`limit_new_names`]).
+    static NEW_NAME_BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// GStreamer keeps every structure, field, caps feature and error domain name as a quark for
+/// the life of the process, so each name a peer makes us intern is memory it never gives
+/// back, whatever else it frees. A channel's reader thread (one per connection) calls this
+/// before it decodes anything: the connection may then bring `bytes` of new names in all,
+/// and names already known cost nothing.
+pub fn limit_new_names(bytes: usize) {
+    NEW_NAME_BUDGET.set(bytes);
+}
+
+/// `name`, if it is short enough and, when it would be new to the process, within what this
+/// thread may still intern.
+fn interned(name: &str) -> Result<&str, WireError> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(WireError::TooLong {
+            what: "name",
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        });
+    }
+    if glib::Quark::try_from_str(name).is_none() {
+        let cost = name.len() + 1;
+        let left = NEW_NAME_BUDGET.get();
+        if left < cost {
+            return Err(WireError::NewNames(name.chars().take(64).collect()));
+        }
+        NEW_NAME_BUDGET.set(left - cost);
+    }
+    Ok(name)
+}
+
 /// GStreamer's own rule for structure names (`gst_structure_validate_name`), checked here so a
 /// bad name is our typed error instead of a GLib critical; names of GStreamer 0.10's raw caps,
 /// which it takes with a warning, are refused too.
@@ -766,11 +805,11 @@ pub fn decode_structure(r: &mut Reader, depth: usize) -> Result<gst::Structure, 
     if depth > MAX_DEPTH {
         return Err(WireError::TooDeep(MAX_DEPTH));
     }
-    let name = valid_name(r.str()?)?;
+    let name = interned(valid_name(r.str()?)?)?;
     let n = r.count(MAX_ITEMS, 5)?;
     let mut s = gst::Structure::new_empty(name);
     for _ in 0..n {
-        let field = r.str()?;
+        let field = interned(r.str()?)?;
         if field.is_empty() {
             return Err(WireError::BadName(String::new()));
         }
