@@ -101,6 +101,23 @@ fn garbage_and_truncated_frames_after_the_greeting() {
         ev
     };
     let unknown_reply = wire::encode(999, &Frame::Reply(Reply::Bool(true)));
+    let deep = {
+        let mut s = gst::Structure::new_empty("deep");
+        for _ in 0..40 {
+            let mut outer = gst::Structure::new_empty("deep");
+            outer.set("inner", s);
+            s = outer;
+        }
+        wire::encode(
+            0,
+            &Frame::Message(RemoteMessage {
+                type_: gst::MessageType::Element,
+                seqnum: 1,
+                origin: "/slave/deep".into(),
+                structure: Some(s),
+            }),
+        )
+    };
     let invalid = "invalid data from the peer";
     let broke = "peer broke the protocol";
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -125,6 +142,7 @@ fn garbage_and_truncated_frames_after_the_greeting() {
             invalid,
         ),
         ("segment without segment", segment_without_segment, invalid),
+        ("deep nesting", deep, "nesting deeper than"),
         ("forged ASYNC_START", forged_state, broke),
         ("reply to a request never made", unknown_reply, broke),
         // A frame cut in the middle, then the peer goes away.
