@@ -5,6 +5,7 @@
 pub mod channel;
 mod clock;
 pub mod dump;
+mod follow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -12,6 +13,7 @@ mod lane;
 pub mod launcher;
 mod link;
 pub mod memory;
+mod replay;
 pub mod sandbox;
 mod settings;
 mod sink;

@@ -237,7 +237,8 @@ fn a_flood_of_messages() {
         }),
     );
     let text = error_from_slave_sending(std::iter::repeat_n(message, 25_000).flatten());
-    assert!(text.contains("messages in a second"), "{text}");
+    // Over the rate, or over what may wait on the lane, whichever the flood reaches first.
+    assert!(text.contains("the peer went over a limit"), "{text}");
 }
 
 /// A slave that says again and again that it lost its state (a storm that would keep the
@@ -247,7 +248,8 @@ fn a_storm_of_lost_state() {
     init();
     let lost = wire::encode(0, &Frame::StateLost);
     let text = error_from_slave_sending(std::iter::repeat_n(lost, 25_000).flatten());
-    assert!(text.contains("messages in a second"), "{text}");
+    // Over the rate, or over what may wait on the lane, whichever the storm reaches first.
+    assert!(text.contains("the peer went over a limit"), "{text}");
 }
 
 /// A slave that sends names the master never saw, each of which GStreamer would keep for

@@ -5,8 +5,11 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use std::sync::Arc;
+
 use super::topology;
-use crate::src::IpcPipelineSrc;
+use crate::follow::{Follow, follower_of};
+use crate::link::Link;
 
 #[derive(Default)]
 pub struct IpcSlavePipeline;
@@ -37,30 +40,37 @@ impl ElementImpl for IpcSlavePipeline {
     }
 
     fn post_message(&self, msg: gst::Message) -> bool {
-        let srcs: Vec<IpcPipelineSrc> = self
+        let masters: Vec<(gst::Element, Arc<Follow>, Arc<Link>)> = self
             .obj()
             .iterate_recurse()
             .into_iter()
-            .filter_map(|e| e.ok()?.downcast().ok())
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let (follow, link) = follower_of(&e)?;
+                Some((e, follow, link?))
+            })
             .collect();
-        let forward = |src: &IpcPipelineSrc| src.emit_by_name::<bool>("forward-message", &[&msg]);
+        let forward = |(e, follow, link): &(gst::Element, Arc<Follow>, Arc<Link>)| {
+            follow.forward_message(e, link, &msg)
+        };
         // Every master needs the end of the stream, the completion of a state change and the
-        // news that the slave lost its state. Any other message goes once, through the src
-        // whose stream produced it, or the first src that takes it.
+        // news that the slave lost its state. Any other message goes once, through the
+        // element whose stream it concerns (the src that feeds, or the sink fed by, the
+        // element that posted it), or the first that takes it.
         let to_all = matches!(
             msg.type_(),
             gst::MessageType::Eos | gst::MessageType::AsyncDone | gst::MessageType::StateChanged
         );
         if to_all {
-            srcs.iter().for_each(|s| {
-                forward(s);
+            masters.iter().for_each(|m| {
+                forward(m);
             });
         } else {
-            let (feeding, others): (Vec<_>, Vec<_>) = srcs.iter().partition(|s| {
+            let (concerned, others): (Vec<_>, Vec<_>) = masters.iter().partition(|(e, f, _)| {
                 msg.src()
-                    .is_some_and(|o| topology::feeds(s.upcast_ref(), o))
+                    .is_some_and(|o| topology::on_side(e, f.stream_side(), o))
             });
-            let _ = feeding.into_iter().chain(others).any(forward);
+            let _ = concerned.into_iter().chain(others).any(forward);
         }
         self.parent_post_message(msg)
     }

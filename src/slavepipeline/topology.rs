@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Which part of the slave pipeline each rsipcpipelinesrc feeds, so that a message goes back
-//! to the master sink whose stream produced it.
+//! Which part of the slave pipeline each of our elements stands at the end of (the part an
+//! rsipcpipelinesrc feeds, the part that feeds an rsipcupstreamsink), so that a message goes
+//! back to the master element whose stream it concerns.
 
 use std::collections::HashSet;
 
 use gst::prelude::*;
 
-/// Whether `object` (an element, or anything inside a bin) is downstream of `src`. Links are
-/// followed through ghost pads into and out of bins; a bin that is entered counts as fed, so
-/// that its own messages and those of everything in it are attributed to `src`.
-pub fn feeds(src: &gst::Element, object: &gst::Object) -> bool {
-    let fed = downstream_of(src);
+/// Whether `object` (an element, or anything inside a bin) is linked to `element` on the side
+/// of its pads of `direction`: downstream of a src, upstream of a sink. Links are followed
+/// through ghost pads into and out of bins; a bin that is entered counts, so that its own
+/// messages and those of everything in it are attributed to `element`.
+pub fn on_side(element: &gst::Element, direction: gst::PadDirection, object: &gst::Object) -> bool {
+    let fed = reachable(element, direction);
     let mut o = Some(object.clone());
     while let Some(obj) = o {
         if let Ok(e) = obj.clone().downcast::<gst::Element>()
@@ -23,14 +25,18 @@ pub fn feeds(src: &gst::Element, object: &gst::Object) -> bool {
     false
 }
 
-fn downstream_of(src: &gst::Element) -> HashSet<gst::Element> {
+fn reachable(element: &gst::Element, direction: gst::PadDirection) -> HashSet<gst::Element> {
     let mut fed = HashSet::new();
-    let mut todo = vec![src.clone()];
+    let mut todo = vec![element.clone()];
     while let Some(e) = todo.pop() {
         if !fed.insert(e.clone()) {
             continue;
         }
-        for pad in e.src_pads() {
+        let pads = match direction {
+            gst::PadDirection::Sink => e.sink_pads(),
+            _ => e.src_pads(),
+        };
+        for pad in pads {
             if let Some(peer) = pad.peer() {
                 enter(peer, &mut fed, &mut todo);
             }
@@ -39,9 +45,9 @@ fn downstream_of(src: &gst::Element) -> HashSet<gst::Element> {
     fed
 }
 
-/// Resolves the pad a link leads to into the element that receives the data, stepping through
-/// ghost pads: into a bin through its sink ghost pad, out of a bin through the proxy pad of a
-/// src ghost pad. Bounded, as a malformed graph of ghost pads could loop.
+/// Resolves the pad a link leads to into the element at its other end, stepping through ghost
+/// pads: into a bin through its ghost pad, out of a bin through the proxy pad of a ghost pad
+/// (the same in both directions). Bounded, as a malformed graph of ghost pads could loop.
 fn enter(mut pad: gst::Pad, fed: &mut HashSet<gst::Element>, todo: &mut Vec<gst::Element>) {
     for _ in 0..64 {
         if let Some(ghost) = pad.downcast_ref::<gst::GhostPad>() {

@@ -20,9 +20,15 @@ glib::wrapper! {
 }
 
 impl IpcPipelineSrc {
-    /// What `forward-message` does; called by rsipcslavepipeline for every message.
-    pub fn forward_message(&self, msg: &gst::Message) -> bool {
-        gst::subclass::prelude::ObjectSubclassIsExt::imp(self).forward_message(msg)
+    /// The element's control side and its link, for the slave pipeline and its other masters.
+    pub(crate) fn follower(
+        &self,
+    ) -> (
+        std::sync::Arc<crate::follow::Follow>,
+        Option<std::sync::Arc<crate::link::Link>>,
+    ) {
+        let imp = gst::subclass::prelude::ObjectSubclassIsExt::imp(self);
+        (imp.follow.clone(), imp.link())
     }
 }
 

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The slave's side of control. In a slave pipeline, the element that stands for the master
+//! (rsipcpipelinesrc downstream of it, rsipcupstreamsink upstream of it) applies the
+//! master's state changes, clock and contexts to its pipeline, answers the master's element
+//! queries and events with the whole pipeline, and forwards the pipeline's messages.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use gst::prelude::*;
+
+use crate::channel::ChannelError;
+use crate::clock;
+use crate::link::{Link, query_reply};
+use crate::state_lock::StateLock;
+use crate::wire::{Frame, RemoteMessage, Reply, Target, stays_local};
+
+/// How long a state request waits for the slave pipeline to finish continuing to PLAYING.
+const CONTINUE_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(500);
+
+pub struct Follow {
+    /// The debug category of the element this works for.
+    cat: gst::DebugCategory,
+    /// The element's pad that carries the stream: it must be linked before data flows.
+    pad: gst::Pad,
+    /// The state the master last asked for, see [`Follow::apply_state_change`].
+    wanted: Mutex<Option<gst::State>>,
+    /// Puts the slave pipeline on the master's clock and base time.
+    pub clock: clock::Follower,
+    /// The master's upstream is live: the element then stands for a live source.
+    master_live: AtomicBool,
+    /// Signalled when the pad gets linked, see [`Follow::wait_linked`].
+    linked: Arc<(Mutex<()>, Condvar)>,
+}
+
+impl Follow {
+    pub fn new(cat: gst::DebugCategory, pad: &gst::Pad) -> Arc<Follow> {
+        let linked: Arc<(Mutex<()>, Condvar)> = Arc::default();
+        let signal = linked.clone();
+        pad.connect_linked(move |_, _| {
+            let _guard = signal.0.lock().unwrap();
+            signal.1.notify_all();
+        });
+        Arc::new(Follow {
+            cat,
+            pad: pad.clone(),
+            wanted: Mutex::new(None),
+            clock: Default::default(),
+            master_live: AtomicBool::new(false),
+            linked,
+        })
+    }
+
+    /// Where the part of the slave pipeline we stand for lies: downstream of a src, upstream
+    /// of a sink.
+    pub fn stream_side(&self) -> gst::PadDirection {
+        self.pad.direction()
+    }
+
+    /// Whether the master's last transition to PAUSED said its upstream is live.
+    pub fn master_live(&self) -> bool {
+        self.master_live.load(Ordering::SeqCst)
+    }
+
+    /// The state our master wants, while it is connected.
+    pub fn wanted(&self, link: Option<&Link>) -> Option<gst::State> {
+        let connected = link.is_some_and(|l| !l.channel.is_closed());
+        connected.then(|| *self.wanted.lock().unwrap()).flatten()
+    }
+
+    /// The master is gone: it wants nothing any more.
+    pub fn forget(&self) {
+        *self.wanted.lock().unwrap() = None;
+    }
+
+    /// Handles what the master sends to control the whole slave pipeline: state changes,
+    /// clock, contexts, element events and queries. Any other frame is given back.
+    pub fn frame(
+        self: &Arc<Self>,
+        element: &gst::Element,
+        link: &Arc<Link>,
+        id: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, ChannelError> {
+        let (this, element2, link2) = (self.clone(), element.clone(), link.clone());
+        match frame {
+            Frame::Event {
+                target: Target::Element,
+                event,
+            } => link.control.push_for_peer(move || {
+                let ok = pipeline(&element2).is_some_and(|p| p.send_event(event));
+                let _ = link2.channel.reply(id, Reply::Bool(ok));
+            })?,
+            Frame::Query {
+                target: Target::Element,
+                mut query,
+            } => link.queries.spawn("rsipc-query", move || {
+                let q = query.make_mut();
+                let ok =
+                    pipeline(&element2).is_some_and(|p| this.clock.answer(&p, q) || p.query(q));
+                let _ = link2.channel.reply(id, query_reply(ok, &query));
+            })?,
+            Frame::Context(context) => link.control.push_for_peer(move || {
+                if let Some(p) = pipeline(&element2) {
+                    p.set_context(&context);
+                }
+            })?,
+            // On the lane of state changes: taken before the change to PLAYING that follows.
+            Frame::Clock(info) => link.control.push_for_peer(move || {
+                if let Some(p) = pipeline(&element2) {
+                    gst::debug!(this.cat, obj = element2, "master clock {info:?}");
+                    this.clock.apply(&p, &info);
+                }
+            })?,
+            Frame::StateChange { from, to, live } => {
+                let pending = link.state_change_request()?;
+                link.control.push_for_peer(move || {
+                    let _pending = pending;
+                    let ack_time = link2.channel.ack_time();
+                    let ret = this.apply_state_change(&element2, from, to, live, ack_time);
+                    let _ = link2.channel.reply(id, Reply::State(ret));
+                })?
+            }
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+
+    /// Applies a state change requested by the master. With several masters (several of our
+    /// elements in one slave pipeline) the pipeline follows the master that wants the state
+    /// closest to PLAYING, as the C documentation promises (and its code does not do): a
+    /// master going down while another stays up gets SUCCESS and leaves the pipeline where it
+    /// is. A request that would not move the pipeline is answered with where it stands.
+    fn apply_state_change(
+        &self,
+        element: &gst::Element,
+        from: gst::State,
+        to: gst::State,
+        live: bool,
+        ack_time: std::time::Duration,
+    ) -> gst::StateChangeReturn {
+        self.master_live.store(live, Ordering::SeqCst);
+        let Some(pipeline) = pipeline(element) else {
+            gst::warning!(
+                self.cat,
+                obj = element,
+                "not inside a pipeline: cannot change state"
+            );
+            return gst::StateChangeReturn::Failure;
+        };
+        // A pipeline that prerolled and is continuing to PLAYING on its own does so on a
+        // thread of its bin that needs the state lock: let it get there first, or a request
+        // made meanwhile is answered ASYNC with no ASYNC_DONE ever to follow. It needs no
+        // data, so this is short.
+        if where_it_stands(&pipeline).2 {
+            let _ = pipeline.state(CONTINUE_WAIT);
+        }
+        // Requests from several masters come on their own threads: one at a time.
+        let _lock = StateLock::new(pipeline.upcast_ref());
+        *self.wanted.lock().unwrap() = Some(to);
+        let target = masters_target(&pipeline).map_or(to, |t| t.max(to));
+        let (ret, effective, continuing) = where_it_stands(&pipeline);
+        let upward = to > from;
+        let moves = if upward {
+            target > effective
+        } else {
+            target < effective
+        };
+        gst::debug!(
+            self.cat,
+            obj = element,
+            "{from:?} -> {to:?} (live {live}), pipeline at {effective:?}, masters want {target:?}"
+        );
+        if !moves || from == to {
+            // ASYNC only when a preroll is under way: its ASYNC_DONE completes this request too.
+            // A pipeline that prerolled and is now continuing to PLAYING has sent its
+            // ASYNC_DONE already; waiting for another would hang the master.
+            use gst::StateChangeReturn as R;
+            return match ret {
+                R::Async | R::NoPreroll if upward && to > gst::State::Ready && !continuing => ret,
+                _ => R::Success,
+            };
+        }
+        if target >= gst::State::Paused {
+            self.wait_linked(element, ack_time / 2);
+        }
+        pipeline.set_state(target).into()
+    }
+
+    /// When our master is gone and others remain, the pipeline follows them (down, if ours
+    /// held it up). With no master left, the application decides, as with the C element.
+    pub fn follow_other_masters(&self, element: &gst::Element) {
+        let Some(pipeline) = pipeline(element) else {
+            return;
+        };
+        let _lock = StateLock::new(pipeline.upcast_ref());
+        if let Some(target) = masters_target(&pipeline)
+            && target < where_it_stands(&pipeline).1
+        {
+            gst::info!(
+                self.cat,
+                obj = element,
+                "master gone: following the others to {target:?}"
+            );
+            let _ = pipeline.set_state(target);
+        }
+    }
+
+    /// gst_parse_launch adds us to the slave pipeline (and so connects us) before it links
+    /// our pad: a master that is quick to start streaming would meet NOT_LINKED. Give the
+    /// application a bounded moment to finish building the slave pipeline.
+    fn wait_linked(&self, element: &gst::Element, patience: std::time::Duration) {
+        let deadline = std::time::Instant::now() + patience;
+        let (lock, cond) = &*self.linked;
+        let mut guard = lock.lock().unwrap();
+        while !self.pad.is_linked() {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                gst::warning!(self.cat, obj = element, "pad still not linked");
+                return;
+            }
+            guard = cond.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Sends `msg`, posted in the slave pipeline, to the master; false if it cannot go.
+    pub fn forward_message(&self, element: &gst::Element, link: &Link, msg: &gst::Message) -> bool {
+        use gst::MessageView as V;
+        let send = |frame: Frame| link.channel.send(&frame).is_ok();
+        let from = |o: Option<&gst::Object>| msg.src().is_some_and(|src| Some(src) == o);
+        match msg.view() {
+            // The slave pipeline lost its state (flushing seek, step): so must the master sink.
+            V::StateChanged(s)
+                if s.old() == s.current()
+                    && s.pending() == s.current()
+                    && from(pipeline(element).as_ref().map(|p| p.upcast_ref())) =>
+            {
+                send(Frame::StateLost)
+            }
+            _ if stays_local(msg.type_()) => true,
+            // Our own complaints about the link cannot travel over it.
+            _ if from(Some(element.upcast_ref())) => true,
+            _ => send(Frame::Message(RemoteMessage {
+                type_: msg.type_(),
+                seqnum: unsafe { gst::ffi::gst_message_get_seqnum(msg.as_mut_ptr()) },
+                origin: msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default(),
+                structure: msg.structure().map(|s| s.to_owned()),
+            })),
+        }
+    }
+}
+
+/// The slave pipeline an element drives: the nearest pipeline above it.
+pub fn pipeline(element: &gst::Element) -> Option<gst::Pipeline> {
+    let mut parent = element.parent();
+    while let Some(p) = parent {
+        if let Ok(pipeline) = p.clone().downcast::<gst::Pipeline>() {
+            return Some(pipeline);
+        }
+        parent = p.parent();
+    }
+    None
+}
+
+/// The control side of an element of ours that stands for a master in a slave pipeline, and
+/// its link.
+pub fn follower_of(e: &gst::Element) -> Option<(Arc<Follow>, Option<Arc<Link>>)> {
+    if let Some(src) = e.downcast_ref::<crate::src::IpcPipelineSrc>() {
+        return Some(src.follower());
+    }
+    None
+}
+
+/// The highest state the connected masters of `pipeline` want, if any has asked yet.
+fn masters_target(pipeline: &gst::Pipeline) -> Option<gst::State> {
+    pipeline
+        .iterate_recurse()
+        .into_iter()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let (follow, link) = follower_of(&e)?;
+            follow.wanted(link.as_deref())
+        })
+        .max()
+}
+
+/// The last state change result, the state the pipeline is at or going to, and whether it is
+/// prerolled and on its way from PAUSED to PLAYING.
+fn where_it_stands(pipeline: &gst::Pipeline) -> (gst::StateChangeReturn, gst::State, bool) {
+    let (ret, current, pending) = pipeline.state(gst::ClockTime::ZERO);
+    let effective = if pending == gst::State::VoidPending {
+        current
+    } else {
+        pending
+    };
+    let continuing = current == gst::State::Paused && pending == gst::State::Playing;
+    (ret.into(), effective, continuing)
+}

@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The receiving end of a stream: what the peer sends for our src pad (buffers, events,
+//! queries) is queued by the reader and pushed in order by the pad's task, each answered once
+//! pushed; events and queries from downstream go back to the peer. rsipcpipelinesrc replays a
+//! master's stream in a slave, rsipcupstreamsrc an upstream slave's stream in the master.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+
+use crate::channel::ChannelError;
+use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
+use crate::wire::{Frame, Reply, Target};
+
+/// Flow returns gathered at most before they are sent.
+const MAX_HELD_FLOWS: usize = 32;
+/// What a peer may have queued here: its window (at most 1024 buffers) and the serialized
+/// events and queries between them, and the copied bytes its sender lets be in flight
+/// (8 MiB, or one larger frame). A peer that sends more does not wait for its window: it is
+/// cut off.
+const MAX_QUEUED_ITEMS: usize = 2048;
+const MAX_QUEUED_BYTES: usize = crate::wire::MAX_BODY_LEN + (16 << 20);
+
+/// What the peer sent that must be pushed in stream order by the streaming thread.
+enum Item {
+    Buffer(u32, gst::Buffer),
+    Event(u32, gst::Event),
+    Query(u32, gst::Query),
+}
+
+impl Item {
+    /// Bytes the peer sent inside the frame (memory of its own, lent as an fd, is not ours).
+    fn inline_bytes(&self) -> usize {
+        match self {
+            Item::Buffer(_, b) => b
+                .iter_memories()
+                .filter(|m| {
+                    m.downcast_memory_ref::<gst_allocators::FdMemory>()
+                        .is_none()
+                })
+                .map(|m| m.size())
+                .sum(),
+            _ => 0,
+        }
+    }
+
+    fn id(&self) -> u32 {
+        match self {
+            Item::Buffer(id, _) | Item::Event(id, _) | Item::Query(id, _) => *id,
+        }
+    }
+}
+
+struct Queue {
+    items: VecDeque<Item>,
+    /// The sum of the items' [`Item::inline_bytes`], kept as they come and go.
+    bytes: usize,
+    /// True while the pad is inactive or a flush is in progress: items are refused.
+    flushing: bool,
+    /// Sticky downstream flow error: buffers already sent by the peer get it back at once.
+    flow: Result<gst::FlowSuccess, gst::FlowError>,
+    /// Counts flushes: a push that began before a flush must not make its FLUSHING result
+    /// sticky for the stream that follows it.
+    epoch: u64,
+}
+
+impl Queue {
+    fn push(&mut self, item: Item, front: bool) {
+        self.bytes += item.inline_bytes();
+        if front {
+            self.items.push_front(item);
+        } else {
+            self.items.push_back(item);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        self.bytes -= item.inline_bytes();
+        Some(item)
+    }
+
+    fn take_all(&mut self) -> Vec<Item> {
+        self.bytes = 0;
+        self.items.drain(..).collect()
+    }
+}
+
+/// Called by the task before each buffer it pushes (a slave providing the clock samples it).
+pub type BeforeBuffer = Box<dyn Fn(&Link) + Send + Sync>;
+
+pub struct Replay {
+    /// The debug category of the element this works for.
+    cat: gst::DebugCategory,
+    srcpad: gst::Pad,
+    /// The element's link, shared with it.
+    link: Arc<LinkSlot>,
+    /// Who sends the stream, for error messages: "master" or "slave".
+    peer: &'static str,
+    queue: Mutex<Queue>,
+    queue_cond: Condvar,
+    /// Flow returns of pushed buffers not sent yet: see [`Replay::answer_flows`].
+    flows: Mutex<Vec<(u32, Reply)>>,
+    /// The pad has had stream-start and segment since the last event: see
+    /// [`Replay::stream_ready`].
+    stream_ready: AtomicBool,
+    before_buffer: Option<BeforeBuffer>,
+}
+
+impl Replay {
+    pub fn new(
+        cat: gst::DebugCategory,
+        srcpad: &gst::Pad,
+        link: Arc<LinkSlot>,
+        peer: &'static str,
+        before_buffer: Option<BeforeBuffer>,
+    ) -> Arc<Replay> {
+        Arc::new(Replay {
+            cat,
+            srcpad: srcpad.clone(),
+            link,
+            peer,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                bytes: 0,
+                flushing: true,
+                flow: Ok(gst::FlowSuccess::Ok),
+                epoch: 0,
+            }),
+            queue_cond: Condvar::new(),
+            flows: Mutex::new(Vec::new()),
+            stream_ready: AtomicBool::new(false),
+            before_buffer,
+        })
+    }
+
+    fn reply(&self, id: u32, reply: Reply) {
+        if let Some(link) = self.link.get() {
+            let _ = link.channel.reply(id, reply);
+        }
+    }
+
+    /// Handles what the peer sends for our pad: buffers, downstream events and queries. Any
+    /// other frame is given back.
+    pub fn frame(
+        self: &Arc<Self>,
+        link: &Arc<Link>,
+        id: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, ChannelError> {
+        let this = self.clone();
+        match frame {
+            Frame::Buffer(buffer) => self.enqueue_for_peer(Item::Buffer(id, buffer))?,
+            Frame::Event {
+                target: Target::Pad,
+                event,
+            } if !event.is_downstream() => {
+                return Err(ChannelError::Unexpected(format!(
+                    "a {:?} event, which travels upstream, sent down to our pad",
+                    event.type_()
+                )));
+            }
+            Frame::Event {
+                target: Target::Pad,
+                event,
+            } => match event.type_() {
+                gst::EventType::FlushStart => link.events.push_for_peer(move || {
+                    this.flush_queue();
+                    let ok = this.srcpad.push_event(event);
+                    this.reply(id, Reply::Bool(ok));
+                })?,
+                gst::EventType::FlushStop => link.events.push_for_peer(move || {
+                    if this.srcpad.is_active() {
+                        this.unflush();
+                        this.enqueue(Item::Event(id, event), true);
+                        let _ = this.start_task();
+                    } else {
+                        this.reply(id, Reply::Bool(false));
+                    }
+                })?,
+                _ if event.is_serialized() => self.enqueue_for_peer(Item::Event(id, event))?,
+                _ => link.events.push_for_peer(move || {
+                    let ok = this.srcpad.push_event(event);
+                    this.reply(id, Reply::Bool(ok));
+                })?,
+            },
+            Frame::Query {
+                target: Target::Pad,
+                query,
+            } if query.is_serialized() => self.enqueue_for_peer(Item::Query(id, query))?,
+            Frame::Query {
+                target: Target::Pad,
+                mut query,
+            } => link.queries.spawn("rsipc-query", move || {
+                let ok = this.srcpad.peer_query(query.make_mut());
+                this.reply(id, query_reply(ok, &query));
+            })?,
+            other => return Ok(Some(other)),
+        }
+        Ok(None)
+    }
+
+    /// Answers an item that will not be pushed.
+    fn refuse(&self, item: Item, flow: gst::FlowError) {
+        match item {
+            Item::Buffer(id, _) => self.reply(id, Reply::Flow(flow.into())),
+            Item::Event(id, _) => self.reply(id, Reply::Bool(false)),
+            Item::Query(id, q) => self.reply(id, query_reply(false, &q)),
+        }
+    }
+
+    fn enqueue(&self, item: Item, front: bool) {
+        let mut q = self.queue.lock().unwrap();
+        let refusal = if q.flushing {
+            Some(gst::FlowError::Flushing)
+        } else if let (Err(e), Item::Buffer(..)) = (q.flow, &item) {
+            // Buffers after a flow error get it back without being pushed; events still go,
+            // as a pad would push them: after an EOS flow, upstream sends the EOS event.
+            Some(e)
+        } else {
+            None
+        };
+        if let Some(flow) = refusal {
+            drop(q);
+            self.refuse(item, flow);
+            return;
+        }
+        q.push(item, front);
+        self.queue_cond.notify_one();
+    }
+
+    /// [`Self::enqueue`] for what the peer sent: a peer that sends more than it may have in
+    /// flight (it waits for its window) is cut off instead of growing the queue.
+    fn enqueue_for_peer(&self, item: Item) -> Result<(), ChannelError> {
+        {
+            let q = self.queue.lock().unwrap();
+            if q.items.len() >= MAX_QUEUED_ITEMS || q.bytes > MAX_QUEUED_BYTES {
+                return Err(ChannelError::Limit(format!(
+                    "{} buffers, events and queries ({} bytes of copied data) queued \
+                     without waiting for them; the limits are {MAX_QUEUED_ITEMS} and \
+                     {MAX_QUEUED_BYTES} bytes",
+                    q.items.len(),
+                    q.bytes
+                )));
+            }
+        }
+        self.enqueue(item, false);
+        Ok(())
+    }
+
+    /// Refuses everything queued and every later item until the task starts again.
+    pub fn flush_queue(&self) {
+        let items: Vec<Item> = {
+            let mut q = self.queue.lock().unwrap();
+            q.flushing = true;
+            q.epoch += 1;
+            self.queue_cond.notify_all();
+            q.take_all()
+        };
+        for item in items {
+            self.refuse(item, gst::FlowError::Flushing);
+        }
+        // Every buffer sent gets its answer, held back or not.
+        self.answer_flows();
+    }
+
+    /// Whether a buffer may be pushed now: GStreamer wants stream-start and segment first
+    /// (and only warns), a peer that sends a buffer before them is broken. Looked up once
+    /// after each event, not for every buffer.
+    fn stream_ready(&self) -> bool {
+        if self.stream_ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self
+            .srcpad
+            .sticky_event::<gst::event::StreamStart>(0)
+            .is_some()
+            && self.srcpad.sticky_event::<gst::event::Segment>(0).is_some();
+        self.stream_ready.store(ready, Ordering::Relaxed);
+        ready
+    }
+
+    fn unflush(&self) {
+        let mut q = self.queue.lock().unwrap();
+        q.flushing = false;
+        q.flow = Ok(gst::FlowSuccess::Ok);
+    }
+
+    /// Takes items again and starts pushing them (READY to PAUSED).
+    pub fn start(self: &Arc<Self>) -> Result<(), glib::BoolError> {
+        self.unflush();
+        self.start_task()
+    }
+
+    /// Refuses everything and stops the task (PAUSED to READY).
+    pub fn stop(&self) {
+        self.flush_queue();
+        let _ = self.srcpad.stop_task();
+        // The task may have stopped holding the answer of its last push.
+        self.answer_flows();
+    }
+
+    fn start_task(self: &Arc<Self>) -> Result<(), glib::BoolError> {
+        gst::log!(self.cat, obj = self.srcpad, "starting the task");
+        // A pad that was deactivated lost its sticky events.
+        self.stream_ready.store(false, Ordering::Relaxed);
+        let weak = Arc::downgrade(self);
+        self.srcpad.start_task(move || {
+            if let Some(this) = weak.upgrade() {
+                this.task_iteration();
+            }
+        })
+    }
+
+    /// Posts an ERROR from the element that owns our pad.
+    fn stream_error(&self, text: String) {
+        if let Some(element) = self.srcpad.parent_element() {
+            gst::element_error!(element, gst::StreamError::Failed, ("{text}"));
+        }
+    }
+
+    /// One iteration of the streaming thread: push the next item and answer it.
+    fn task_iteration(&self) {
+        let (item, epoch) = {
+            let mut q = self.queue.lock().unwrap();
+            loop {
+                // Held answers go out before the task waits or pauses; not under the queue
+                // lock, which the reader needs to queue what arrives meanwhile.
+                if (q.flushing || q.items.is_empty()) && !self.flows.lock().unwrap().is_empty() {
+                    drop(q);
+                    self.answer_flows();
+                    q = self.queue.lock().unwrap();
+                    continue;
+                }
+                if q.flushing {
+                    // Paused with the queue locked: a flush-stop that unflushes, queues and
+                    // restarts the task takes this lock first, so its restart always comes
+                    // after this pause instead of being undone by it.
+                    let _ = self.srcpad.pause_task();
+                    return;
+                }
+                if let Some(item) = q.pop() {
+                    break (item, q.epoch);
+                }
+                q = self.queue_cond.wait(q).unwrap();
+            }
+        };
+        gst::log!(self.cat, obj = self.srcpad, "pushing item {}", item.id());
+        match item {
+            Item::Buffer(id, buffer) => {
+                if !self.stream_ready() {
+                    self.stream_error(format!(
+                        "The {} sent a buffer before stream-start and segment",
+                        self.peer
+                    ));
+                    self.reply(id, Reply::Flow(gst::FlowReturn::Error));
+                    return;
+                }
+                if let Some(before) = &self.before_buffer
+                    && let Some(link) = self.link.get()
+                {
+                    before(&link);
+                }
+                let flow = self.srcpad.push(buffer);
+                if let Err(e) = flow {
+                    gst::debug!(self.cat, obj = self.srcpad, "downstream returned {e:?}");
+                    let mut q = self.queue.lock().unwrap();
+                    if q.flow.is_ok() && q.epoch == epoch {
+                        q.flow = Err(e);
+                    }
+                }
+                let mut flows = self.flows.lock().unwrap();
+                flows.push((id, Reply::Flow(flow.into())));
+                if flows.len() >= MAX_HELD_FLOWS {
+                    drop(flows);
+                    self.answer_flows();
+                }
+            }
+            Item::Event(id, event) => {
+                // The answers for the buffers before it go first.
+                self.answer_flows();
+                self.stream_ready.store(false, Ordering::Relaxed);
+                if let Some(why) = misordered(&self.srcpad, &event) {
+                    self.stream_error(format!("The {} sent events out of order: {why}", self.peer));
+                    self.reply(id, Reply::Bool(false));
+                    return;
+                }
+                let ok = self.srcpad.push_event(event);
+                self.reply(id, Reply::Bool(ok));
+            }
+            Item::Query(id, mut query) => {
+                self.answer_flows();
+                let ok = self.srcpad.peer_query(query.make_mut());
+                self.reply(id, query_reply(ok, &query));
+            }
+        }
+    }
+
+    /// Sends the flow returns held back. While more buffers wait in the queue, their answers
+    /// are gathered and sent in one write (before the task waits, pauses or handles anything
+    /// else): one syscall for a run of buffers instead of one each.
+    pub fn answer_flows(&self) {
+        let flows = std::mem::take(&mut *self.flows.lock().unwrap());
+        if flows.is_empty() {
+            return;
+        }
+        if let Some(link) = self.link.get() {
+            let _ = link.channel.replies(flows);
+        }
+    }
+
+    /// Sends an event from downstream to the peer; its answer, or why there is none.
+    pub fn upstream_event(&self, event: gst::Event) -> Result<bool, ChannelError> {
+        let Some(link) = self.greeted_link() else {
+            return Ok(false);
+        };
+        let frame = Frame::Event {
+            target: Target::Pad,
+            event: event.clone(),
+        };
+        // QoS is advice sent for every buffer; waiting for its (meaningless) answer would
+        // cost the streaming thread a round trip per buffer.
+        if event.type_() == gst::EventType::Qos {
+            return Ok(link.channel.send(&frame).is_ok());
+        }
+        match link
+            .channel
+            .request(&frame, Some(link.channel.ack_time()), false)?
+        {
+            Reply::Bool(b) => Ok(b),
+            _ => Ok(false),
+        }
+    }
+
+    /// Asks the peer a query from downstream; its answer, or why there is none.
+    pub fn upstream_query(&self, query: &mut gst::QueryRef) -> Result<bool, ChannelError> {
+        let Some(link) = self.greeted_link() else {
+            return Ok(false);
+        };
+        let frame = Frame::Query {
+            target: Target::Pad,
+            query: query.to_owned(),
+        };
+        match link
+            .channel
+            .request(&frame, Some(link.channel.ack_time()), false)?
+        {
+            Reply::Query { result, structure } => {
+                apply_query_reply(query, structure.as_deref());
+                Ok(result)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The link, once the peer has greeted us: before that, a master's sink is still in NULL
+    /// and would leave an upstream request unanswered until the ack-time runs out (a slave
+    /// with several masters asks all of them as soon as one starts).
+    fn greeted_link(&self) -> Option<Arc<Link>> {
+        self.link.get().filter(|l| l.channel.greeted())
+    }
+}
+
+/// Why `event` may not follow what `pad` has had: GStreamer takes stream-start, caps and
+/// segment only in this order, and no sticky event after EOS (it warns, and goes on with a
+/// stream that makes no sense), so a peer that sends them otherwise is broken.
+fn misordered(pad: &gst::Pad, event: &gst::Event) -> Option<String> {
+    use gst::EventType as T;
+    if !event.is_sticky() || event.type_() == T::Eos {
+        return None;
+    }
+    if pad.sticky_event::<gst::event::Eos>(0).is_some() {
+        return Some(format!("{:?} after EOS", event.type_()));
+    }
+    let order = [T::StreamStart, T::Caps, T::Segment];
+    let rank = order.iter().position(|t| *t == event.type_())?;
+    let has = |t: T| match t {
+        T::StreamStart => pad.sticky_event::<gst::event::StreamStart>(0).is_some(),
+        T::Caps => pad.sticky_event::<gst::event::Caps>(0).is_some(),
+        _ => pad.sticky_event::<gst::event::Segment>(0).is_some(),
+    };
+    if has(event.type_()) {
+        return None;
+    }
+    order[rank + 1..]
+        .iter()
+        .find(|later| has(**later))
+        .map(|later| format!("{:?} after {later:?}", event.type_()))
+}
