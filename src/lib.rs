@@ -4,6 +4,7 @@
 
 pub mod channel;
 mod clock;
+mod drive;
 pub mod dump;
 mod follow;
 #[cfg(feature = "fuzzing")]
@@ -13,6 +14,7 @@ mod lane;
 pub mod launcher;
 mod link;
 pub mod memory;
+mod relay;
 mod replay;
 pub mod sandbox;
 mod settings;

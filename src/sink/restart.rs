@@ -76,18 +76,18 @@ impl IpcPipelineSink {
     /// Whether a broken connection will be mended by a restart rather than reported.
     pub(super) fn will_restart(&self) -> bool {
         let (policy, max) = {
-            let s = self.spawn.lock().unwrap();
+            let s = self.crash.lock().unwrap();
             (s.on_crash, s.max_restarts)
         };
         self.restarting.load(Ordering::SeqCst)
             || policy == CrashPolicy::Restart
-                && self.spawned.lock().unwrap().is_some()
+                && self.process.current().is_some()
                 && !self.restarts.lock().unwrap().spent(max)
     }
 
     /// What an ERROR about a dead slave adds when restarts were allowed: they ran out.
     pub(super) fn restarts_spent_note(&self) -> String {
-        let s = self.spawn.lock().unwrap();
+        let s = self.crash.lock().unwrap();
         if s.on_crash == CrashPolicy::Restart {
             format!(", after {} restarts in a minute", s.max_restarts)
         } else {
@@ -128,7 +128,7 @@ impl IpcPipelineSink {
             return Some(l);
         }
         let (policy, max) = {
-            let s = self.spawn.lock().unwrap();
+            let s = self.crash.lock().unwrap();
             (s.on_crash, s.max_restarts)
         };
         let target = self.obj().current_state();
@@ -149,7 +149,7 @@ impl IpcPipelineSink {
         max: u32,
     ) -> Option<Arc<Link>> {
         loop {
-            let old = self.spawned.lock().unwrap().clone()?;
+            let old = self.process.current()?;
             // A slave that hangs or breaks the protocol is ended before it is replaced.
             let how = old
                 .exit_status(Duration::from_millis(500))
@@ -172,7 +172,7 @@ impl IpcPipelineSink {
             drop(old);
             self.reap_slave();
             if let Err(msg) = self.connect() {
-                if self.spawned.lock().unwrap().is_none() {
+                if self.process.current().is_none() {
                     // Not even started: nothing to try again with.
                     self.post_error_message(msg);
                     return None;
@@ -197,7 +197,8 @@ impl IpcPipelineSink {
                 break;
             }
             if step == T::PausedToPlaying {
-                self.announce_clock(link, true);
+                self.drive
+                    .announce_clock(self.obj().upcast_ref(), link, true);
             }
             if self.peer_state_change(step) == gst::StateChangeReturn::Failure {
                 return false;
