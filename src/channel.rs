@@ -630,9 +630,12 @@ impl Inner {
                     h.version
                 )));
             }
-            if h.role == role {
+            if h.role != role.peer() {
                 return Err(ChannelError::Incompatible(format!(
-                    "both ends are {role:?}s: connect a sink to a src"
+                    "the other end is an {}, which an {} cannot work with: connect it to an {}",
+                    h.role.element(),
+                    role.element(),
+                    role.peer().element()
                 )));
             }
             s.peer = Some(h);

@@ -80,8 +80,10 @@ impl Drive {
         }
     }
 
-    /// Our part of a state change, around the element's own (`parent`): the slave takes it
-    /// first; an asynchronous answer is ASYNC for our bin, completed by the slave's
+    /// Our part of a state change, with the element's own (`parent`), in the order a bin
+    /// holding both would take them, downstream first: the slave, then the element for a
+    /// slave downstream; the element (its pad active, its task running), then the slave for
+    /// one upstream. An asynchronous answer is ASYNC for our bin, completed by the slave's
     /// ASYNC_DONE. `live` says, for a change to PAUSED, whether the stream comes from a live
     /// source.
     pub fn change_state(
@@ -93,6 +95,10 @@ impl Drive {
         parent: impl FnOnce() -> Result<gst::StateChangeSuccess, gst::StateChangeError>,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         use gst::StateChange as T;
+        let mut parent = Some(parent);
+        if self.part == Part::Upstream {
+            (parent.take().unwrap())()?;
+        }
         let may_async = matches!(
             transition,
             T::ReadyToPaused | T::PausedToPlaying | T::PlayingToPaused
@@ -121,7 +127,8 @@ impl Drive {
             complete();
             return Err(gst::StateChangeError);
         }
-        if let Err(e) = parent()
+        if let Some(parent) = parent
+            && let Err(e) = parent()
             && upward
         {
             let undo = gst::StateChange::new(transition.next(), transition.current());

@@ -7,13 +7,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+use gst::glib;
 use gst::prelude::*;
+use gst::subclass::prelude::*;
 
-use crate::channel::ChannelError;
+use crate::channel::{ChannelError, Handler};
 use crate::clock;
-use crate::link::{Link, query_reply};
+use crate::link::{Link, LinkSlot, query_reply};
+use crate::settings::Settings;
 use crate::state_lock::StateLock;
-use crate::wire::{Frame, RemoteMessage, Reply, Target, stays_local};
+use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
 
 /// How long a state request waits for the slave pipeline to finish continuing to PLAYING.
 const CONTINUE_WAIT: gst::ClockTime = gst::ClockTime::from_mseconds(500);
@@ -265,11 +268,120 @@ pub fn pipeline(element: &gst::Element) -> Option<gst::Pipeline> {
     None
 }
 
+/// An element that stands for the master in a slave pipeline (rsipcpipelinesrc,
+/// rsipcupstreamsink): it connects by itself once it has its fds and a pipeline to drive,
+/// hands what the master sends to its parts, and reports the master's loss.
+pub trait Follower: ObjectSubclass<Type: IsA<gst::Element> + Send + Sync> + ElementImpl {
+    /// The role of the element on the wire.
+    const ROLE: Role;
+    fn settings(&self) -> Settings;
+    fn link_slot(&self) -> &LinkSlot;
+    fn follow(&self) -> &Arc<Follow>;
+    /// What the master sent, other than replies: an error ends the link.
+    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError>;
+    /// The link broke: let go of what the master sent, and post the ERROR.
+    fn link_lost(&self, error: &ChannelError);
+
+    /// Connects once both fds are known and the element is in a bin, as the C element does:
+    /// a parent-less element has no pipeline to drive. gst_parse_launch sets the fds before
+    /// it adds the element, so the bin's `set_bus` on the new child is what usually gets
+    /// here (see [`hook_set_bus`]).
+    fn maybe_connect(&self) {
+        let settings = self.settings();
+        let obj = self.obj();
+        if settings.fdin < 0 || settings.fdout < 0 || obj.parent().is_none() {
+            return;
+        }
+        let handler = || -> Arc<dyn Handler> {
+            Arc::new(FollowerHandler::<Self> {
+                element: obj.downgrade(),
+            })
+        };
+        if let Err(e) = self
+            .link_slot()
+            .connect(&settings, Self::ROLE, &obj.name(), handler)
+        {
+            gst::element_error!(
+                obj,
+                gst::ResourceError::OpenReadWrite,
+                ("Could not connect to the master pipeline: {e}")
+            );
+        }
+    }
+}
+
+/// GstObject does not notify parent changes, but a bin hands its bus to every child it adds:
+/// hook that, in `class_init`, to learn that the element now has a pipeline to drive.
+pub fn hook_set_bus<T: Follower>(klass: &mut T::Class) {
+    unsafe {
+        let k = &mut *(klass as *mut T::Class as *mut gst::ffi::GstElementClass);
+        k.set_bus = Some(set_bus_trampoline::<T>);
+    }
+}
+
+unsafe extern "C" fn set_bus_trampoline<T: Follower>(
+    element: *mut gst::ffi::GstElement,
+    bus: *mut gst::ffi::GstBus,
+) {
+    use gst::glib::translate::*;
+    unsafe {
+        let parent_class =
+            T::type_data().as_ref().parent_class() as *const gst::ffi::GstElementClass;
+        if let Some(f) = (*parent_class).set_bus {
+            f(element, bus);
+        }
+        if !bus.is_null() {
+            let obj: Borrowed<T::Type> = from_glib_borrow(element as *mut _);
+            obj.imp().maybe_connect();
+        }
+    }
+}
+
+struct FollowerHandler<T: Follower> {
+    element: glib::WeakRef<T::Type>,
+}
+
+impl<T: Follower> Handler for FollowerHandler<T> {
+    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
+        let Some(element) = self.element.upgrade() else {
+            return Ok(());
+        };
+        let imp = element.imp();
+        match imp.link_slot().get() {
+            Some(link) => imp.handle_frame(&link, id, frame),
+            None => Ok(()),
+        }
+    }
+
+    fn closed(&self, error: &ChannelError) {
+        let Some(element) = self.element.upgrade() else {
+            return;
+        };
+        let Some(link) = element.imp().link_slot().get() else {
+            return;
+        };
+        let error = error.clone();
+        link.control.push(move || {
+            // A bin passes up what its children post without holding a reference of its own:
+            // hold our parent while we post, or an application dropping the pipeline now
+            // would free it under the message.
+            let _parent = element.parent();
+            let imp = element.imp();
+            imp.follow().forget();
+            imp.link_lost(&error);
+            imp.follow().follow_other_masters(element.upcast_ref());
+        });
+    }
+}
+
 /// The control side of an element of ours that stands for a master in a slave pipeline, and
 /// its link.
 pub fn follower_of(e: &gst::Element) -> Option<(Arc<Follow>, Option<Arc<Link>>)> {
     if let Some(src) = e.downcast_ref::<crate::src::IpcPipelineSrc>() {
         return Some(src.follower());
+    }
+    if let Some(sink) = e.downcast_ref::<crate::upstreamsink::IpcUpstreamSink>() {
+        return Some(sink.follower());
     }
     None
 }

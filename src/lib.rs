@@ -23,6 +23,8 @@ mod slavepipeline;
 mod spawned;
 mod src;
 mod state_lock;
+mod upstreamsink;
+mod upstreamsrc;
 pub mod wire;
 
 use gst::glib;
@@ -31,6 +33,8 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     sink::register(plugin)?;
     src::register(plugin)?;
     slavepipeline::register(plugin)?;
+    upstreamsrc::register(plugin)?;
+    upstreamsink::register(plugin)?;
     Ok(())
 }
 

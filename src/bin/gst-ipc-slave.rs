@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
-//! gst-ipc-slave: hosts a slave pipeline for an rsipcpipelinesink in another process.
+//! gst-ipc-slave: hosts a slave pipeline for an rsipcpipelinesink (or, with `--upstream`, an
+//! rsipcupstreamsrc) in another process.
 //!
 //! ```text
-//! gst-ipc-slave [--fd N | --fdin N --fdout M]... [--sandbox none|default|strict]
+//! gst-ipc-slave [--fd N | --fdin N --fdout M]... [--upstream] [--sandbox none|default|strict]
 //!               [--allow PATH]... [--memory-limit BYTES] [--dump FILE] [--verbose]
 //!               DESCRIPTION...
 //! ```
 //!
 //! With one connection, builds `rsipcslavepipeline.( rsipcpipelinesrc fdin=N fdout=M !
-//! DESCRIPTION )`. With several (several master sinks, or several masters), DESCRIPTION is the
-//! whole slave pipeline and names its srcs `ipcsrc0`, `ipcsrc1`, ... in the order of the
-//! connections. Runs until every master goes away (exit 0 once the masters have stopped it, 1
+//! DESCRIPTION )`, or with `--upstream` `rsipcslavepipeline.( DESCRIPTION ! rsipcupstreamsink
+//! fdin=N fdout=M )`. With several (several master sinks, or several masters), DESCRIPTION is
+//! the whole slave pipeline and names its srcs `ipcsrc0`, `ipcsrc1`, ... (its sinks
+//! `ipcsink0`, ... with `--upstream`) in the order of the connections. Runs until every master goes away (exit 0 once the masters have stopped it, 1
 //! on any error). Its state is the masters' business. `--dump` writes one line per buffer and
 //! event that crossed, for tests (prefixed with the src's name when there are several), and
 //! `pipeline ...` lines for the clock, base time and latency the slave pipeline runs with and
@@ -34,6 +36,8 @@ struct Args {
     fds: Vec<(i32, i32)>,
     dump: Option<String>,
     verbose: bool,
+    /// The slave is the upstream part: it ends in rsipcupstreamsinks.
+    upstream: bool,
     sandbox: Policy,
     description: String,
 }
@@ -41,6 +45,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut fds, mut fdin, mut dump, mut verbose) = (Vec::new(), None, None, false);
+    let mut upstream = false;
     // Run by hand or by a C-style application, the helper locks in only when told.
     let mut sandbox = Policy {
         level: Level::None,
@@ -68,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--dump" => dump = Some(args.next().ok_or("--dump needs a file")?),
             "--verbose" => verbose = true,
+            "--upstream" => upstream = true,
             "--sandbox" => {
                 sandbox.level = args
                     .next()
@@ -90,15 +96,18 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     if fds.is_empty() || fdin.is_some() || rest.is_empty() {
-        return Err("usage: gst-ipc-slave [--fd N | --fdin N --fdout M]... \
+        return Err(
+            "usage: gst-ipc-slave [--fd N | --fdin N --fdout M]... [--upstream] \
              [--sandbox none|default|strict] [--allow PATH]... [--memory-limit BYTES] \
              [--dump FILE] [--verbose] DESCRIPTION"
-            .into());
+                .into(),
+        );
     }
     Ok(Args {
         fds,
         dump,
         verbose,
+        upstream,
         sandbox,
         description: rest.join(" "),
     })
@@ -144,13 +153,21 @@ fn main() {
     // The fds are set only once the pipeline is complete and observed, so nothing that
     // crosses can be missed.
     let several = args.fds.len() > 1;
-    let launch = if several {
-        format!("rsipcslavepipeline.( {} )", args.description)
+    let (end, pad) = if args.upstream {
+        ("ipcsink", "sink")
     } else {
-        format!(
+        ("ipcsrc", "src")
+    };
+    let launch = match (several, args.upstream) {
+        (true, _) => format!("rsipcslavepipeline.( {} )", args.description),
+        (false, false) => format!(
             "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc0 ! {} )",
             args.description
-        )
+        ),
+        (false, true) => format!(
+            "rsipcslavepipeline.( {} ! rsipcupstreamsink name=ipcsink0 )",
+            args.description
+        ),
     };
     let pipeline = match gst::parse::launch(&launch) {
         Ok(p) => p.downcast::<gst::Pipeline>().expect("a pipeline"),
@@ -162,10 +179,11 @@ fn main() {
     // Keep the bus alive at NULL: the end of the connection is reported after the master
     // has taken this pipeline down.
     pipeline.set_auto_flush_bus(false);
-    let srcs: Vec<gst::Element> = (0..args.fds.len())
+    // Our elements at the ends of the slave pipeline, one per connection.
+    let ends: Vec<gst::Element> = (0..args.fds.len())
         .map(|i| {
-            pipeline.by_name(&format!("ipcsrc{i}")).unwrap_or_else(|| {
-                eprintln!("gst-ipc-slave: the slave pipeline has no ipcsrc{i}");
+            pipeline.by_name(&format!("{end}{i}")).unwrap_or_else(|| {
+                eprintln!("gst-ipc-slave: the slave pipeline has no {end}{i}");
                 std::process::exit(2);
             })
         })
@@ -193,14 +211,14 @@ fn main() {
         }) as Log
     });
     if let Some(log) = &log {
-        for src in &srcs {
+        for e in &ends {
             let prefix = if several {
-                format!("{} ", src.name())
+                format!("{} ", e.name())
             } else {
                 String::new()
             };
             let log = log.clone();
-            src.static_pad("src").unwrap().add_probe(
+            e.static_pad(pad).unwrap().add_probe(
                 gst::PadProbeType::BUFFER
                     | gst::PadProbeType::EVENT_DOWNSTREAM
                     | gst::PadProbeType::EVENT_UPSTREAM
@@ -236,9 +254,9 @@ fn main() {
         }
     }
 
-    for (src, (fdin, fdout)) in srcs.iter().zip(&args.fds) {
-        src.set_property("fdin", fdin);
-        src.set_property("fdout", fdout);
+    for (e, (fdin, fdout)) in ends.iter().zip(&args.fds) {
+        e.set_property("fdin", fdin);
+        e.set_property("fdout", fdout);
     }
     for Degraded(what) in degraded {
         eprintln!("gst-ipc-slave: sandbox weaker than asked: {what}");
@@ -283,7 +301,7 @@ fn main() {
                 .unwrap_or_default();
             let link = msg
                 .src()
-                .filter(|s| srcs.iter().any(|src| src.upcast_ref::<gst::Object>() == *s));
+                .filter(|s| ends.iter().any(|e| e.upcast_ref::<gst::Object>() == *s));
             let Some(link) = link else {
                 // The master saw it too and decides what to do, as with an error in a bin.
                 eprintln!(
@@ -295,7 +313,7 @@ fn main() {
             };
             gone.insert(link.name());
             let (_, state, _) = pipeline.state(gst::ClockTime::ZERO);
-            if gone.len() < srcs.len() {
+            if gone.len() < ends.len() {
                 // Another master still drives us.
                 continue;
             }

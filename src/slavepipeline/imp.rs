@@ -32,7 +32,7 @@ impl ElementImpl for IpcSlavePipeline {
                     "Inter-process slave pipeline",
                     "Generic/Bin/Slave",
                     "Top-level pipeline of a slave process, driven by a master pipeline \
-                     through its rsipcpipelinesrc elements",
+                     through its rsipcpipelinesrc and rsipcupstreamsink elements",
                     "gst-ipcpipeline-rs developers",
                 )
             });

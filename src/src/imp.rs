@@ -7,8 +7,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::channel::{ChannelError, Handler};
-use crate::follow::Follow;
+use crate::channel::ChannelError;
+use crate::follow::{self, Follow, Follower};
 use crate::link::{Link, LinkSlot};
 use crate::replay::Replay;
 use crate::settings::{self, Settings};
@@ -70,31 +70,6 @@ impl IpcPipelineSrc {
         false
     }
 
-    /// Connects once both fds are known and the element is in a bin, as the C element does:
-    /// a parent-less element has no pipeline to drive. gst_parse_launch sets the fds before it
-    /// adds the element, so the bin's `set_bus` on the new child is what usually gets here.
-    fn maybe_connect(&self) {
-        let settings = self.settings.lock().unwrap().clone();
-        if settings.fdin < 0 || settings.fdout < 0 || self.obj().parent().is_none() {
-            return;
-        }
-        let handler = || -> Arc<dyn Handler> {
-            Arc::new(SrcHandler {
-                element: self.obj().downgrade(),
-            })
-        };
-        if let Err(e) = self
-            .link
-            .connect(&settings, Role::Receiver, &self.obj().name(), handler)
-        {
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::OpenReadWrite,
-                ("Could not connect to the master pipeline: {e}")
-            );
-        }
-    }
-
     fn disconnect(&self) {
         gst::debug!(CAT, imp = self, "disconnecting");
         self.link.disconnect();
@@ -110,6 +85,22 @@ impl IpcPipelineSrc {
             self.follow
                 .forward_message(self.obj().upcast_ref(), &link, msg)
         })
+    }
+}
+
+impl Follower for IpcPipelineSrc {
+    const ROLE: Role = Role::Receiver;
+
+    fn settings(&self) -> Settings {
+        self.settings.lock().unwrap().clone()
+    }
+
+    fn link_slot(&self) -> &LinkSlot {
+        &self.link
+    }
+
+    fn follow(&self) -> &Arc<Follow> {
+        &self.follow
     }
 
     /// What the master sends: control of the pipeline, or the stream.
@@ -129,60 +120,10 @@ impl IpcPipelineSrc {
             None => Ok(()),
         }
     }
-}
 
-unsafe extern "C" fn set_bus_trampoline(
-    element: *mut gst::ffi::GstElement,
-    bus: *mut gst::ffi::GstBus,
-) {
-    use gst::glib::translate::*;
-    unsafe {
-        let parent_class =
-            IpcPipelineSrc::type_data().as_ref().parent_class() as *const gst::ffi::GstElementClass;
-        if let Some(f) = (*parent_class).set_bus {
-            f(element, bus);
-        }
-        if !bus.is_null() {
-            let obj: Borrowed<super::IpcPipelineSrc> = from_glib_borrow(element as *mut _);
-            obj.imp().maybe_connect();
-        }
-    }
-}
-
-struct SrcHandler {
-    element: glib::WeakRef<super::IpcPipelineSrc>,
-}
-
-impl Handler for SrcHandler {
-    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
-        match self.element.upgrade() {
-            Some(element) => match element.imp().link() {
-                Some(link) => element.imp().handle_frame(&link, id, frame),
-                None => Ok(()),
-            },
-            None => Ok(()),
-        }
-    }
-
-    fn closed(&self, error: &ChannelError) {
-        let Some(element) = self.element.upgrade() else {
-            return;
-        };
-        let Some(link) = element.imp().link() else {
-            return;
-        };
-        let error = error.clone();
-        link.control.push(move || {
-            // A bin passes up what its children post without holding a reference of its own:
-            // hold our parent while we post, or an application dropping the pipeline now
-            // would free it under the message.
-            let _parent = element.parent();
-            let imp = element.imp();
-            imp.replay.flush_queue();
-            imp.follow.forget();
-            imp.link_failed(&error);
-            imp.follow.follow_other_masters(element.upcast_ref());
-        });
+    fn link_lost(&self, error: &ChannelError) {
+        self.replay.flush_queue();
+        self.link_failed(error);
     }
 }
 
@@ -193,12 +134,7 @@ impl ObjectSubclass for IpcPipelineSrc {
     type ParentType = gst::Element;
 
     fn class_init(klass: &mut Self::Class) {
-        // GstObject does not notify parent changes, but a bin hands its bus to every child it
-        // adds: hook that to learn that we now have a pipeline to drive.
-        unsafe {
-            let k = &mut *(klass as *mut Self::Class as *mut gst::ffi::GstElementClass);
-            k.set_bus = Some(set_bus_trampoline);
-        }
+        follow::hook_set_bus::<Self>(klass);
     }
 
     fn with_class(klass: &Self::Class) -> Self {

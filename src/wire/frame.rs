@@ -104,15 +104,42 @@ impl Header {
     }
 }
 
-/// Which end of the link an element is. The protocol is symmetric; the role only catches two
-/// sinks (or two srcs) wired to each other.
+/// Which end of the link an element is: which way the stream goes, and which end drives the
+/// other. The protocol is symmetric; the role only catches ends that cannot work together
+/// (two sinks, or a downstream master with an upstream slave) wired to each other.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// The end that receives data from its pipeline and sends it (rsipcpipelinesink).
+    /// The master that sends the stream to a slave downstream (rsipcpipelinesink).
     Sender = 0,
-    /// The end that pushes received data into its pipeline (rsipcpipelinesrc).
+    /// The slave that pushes the master's stream into its pipeline (rsipcpipelinesrc).
     Receiver = 1,
+    /// The master that pushes the stream of a slave upstream (rsipcupstreamsrc).
+    UpstreamReceiver = 2,
+    /// The slave that sends its pipeline's stream to the master (rsipcupstreamsink).
+    UpstreamSender = 3,
+}
+
+impl Role {
+    /// The only role this one works with.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+            Role::UpstreamReceiver => Role::UpstreamSender,
+            Role::UpstreamSender => Role::UpstreamReceiver,
+        }
+    }
+
+    /// The element that takes this role, for messages.
+    pub fn element(self) -> &'static str {
+        match self {
+            Role::Sender => "rsipcpipelinesink",
+            Role::Receiver => "rsipcpipelinesrc",
+            Role::UpstreamReceiver => "rsipcupstreamsrc",
+            Role::UpstreamSender => "rsipcupstreamsink",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,6 +507,8 @@ where
             let role = match r.u8()? {
                 0 => Role::Sender,
                 1 => Role::Receiver,
+                2 => Role::UpstreamReceiver,
+                3 => Role::UpstreamSender,
                 v => return Err(bad("role", v as i64)),
             };
             Frame::Hello(Hello {

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MPL-2.0
+//! rsipcupstreamsink: the slave end of a split pipeline whose slave is the upstream part.
+
+use std::sync::{Arc, LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::channel::ChannelError;
+use crate::follow::{self, Follow, Follower};
+use crate::link::{Link, LinkSlot};
+use crate::relay::Relay;
+use crate::settings::{self, Settings};
+use crate::wire::{Frame, Reply, Role};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "rsipcupstreamsink",
+        gst::DebugColorFlags::empty(),
+        Some("Rust IPC upstream sink"),
+    )
+});
+
+const DEFAULT_READ_CHUNK_SIZE: u32 = 65536;
+
+pub struct IpcUpstreamSink {
+    sinkpad: gst::Pad,
+    settings: Mutex<Settings>,
+    pub(super) link: Arc<LinkSlot>,
+    /// Sends the stream to the master.
+    relay: Arc<Relay>,
+    /// The slave pipeline's side of control.
+    pub(super) follow: Arc<Follow>,
+}
+
+impl IpcUpstreamSink {
+    /// The answer to a request, or false with the link's error posted.
+    fn answered(&self, result: Result<bool, ChannelError>) -> bool {
+        result.unwrap_or_else(|e| {
+            self.link_lost(&e);
+            false
+        })
+    }
+
+    fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(link) = self.link.get() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        match self.relay.send_buffer(&link, &buffer) {
+            Ok(()) => Ok(gst::FlowSuccess::Ok),
+            Err(ChannelError::Flow(f)) => Err(f),
+            Err(ChannelError::Flushing) => Err(gst::FlowError::Flushing),
+            Err(e) => {
+                self.link_lost(&e);
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        let Some(link) = self.link.get().filter(|l| l.channel.greeted()) else {
+            return false;
+        };
+        // Our pipeline's sinks are in the master: the master loses its state by itself.
+        let reply = self.relay.event(&link, event, &|| {});
+        self.answered(reply.map(|r| matches!(r, Reply::Bool(true))))
+    }
+
+    fn sink_query(&self, query: &mut gst::QueryRef) -> bool {
+        // As in C: in NULL the master is not there to answer.
+        if self.obj().current_state() == gst::State::Null {
+            return false;
+        }
+        let Some(link) = self.link.get().filter(|l| l.channel.greeted()) else {
+            return false;
+        };
+        self.answered(self.relay.query(&link, query))
+    }
+
+    fn disconnect(&self) {
+        gst::debug!(CAT, imp = self, "disconnecting");
+        self.link.disconnect();
+        self.follow.forget();
+        let mut s = self.settings.lock().unwrap();
+        s.fdin = -1;
+        s.fdout = -1;
+    }
+}
+
+impl Follower for IpcUpstreamSink {
+    const ROLE: Role = Role::UpstreamSender;
+
+    fn settings(&self) -> Settings {
+        self.settings.lock().unwrap().clone()
+    }
+
+    fn link_slot(&self) -> &LinkSlot {
+        &self.link
+    }
+
+    fn follow(&self) -> &Arc<Follow> {
+        &self.follow
+    }
+
+    /// What the master sends: control of the pipeline, or events and queries for upstream.
+    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError> {
+        let frame = match self
+            .follow
+            .frame(self.obj().upcast_ref(), link, id, frame)?
+        {
+            Some(frame) => self.relay.frame(link, id, frame)?,
+            None => None,
+        };
+        match frame {
+            Some(other) => Err(ChannelError::Unexpected(format!(
+                "a {:?} frame from the master",
+                other.frame_type()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn link_lost(&self, err: &ChannelError) {
+        if matches!(err, ChannelError::Disconnected | ChannelError::Flushing) {
+            return;
+        }
+        gst::element_imp_error!(
+            self,
+            gst::ResourceError::Write,
+            ("Lost the connection to the master pipeline: {err}"),
+            ["{err}"]
+        );
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for IpcUpstreamSink {
+    const NAME: &'static str = "GstRsIpcUpstreamSink";
+    type Type = super::IpcUpstreamSink;
+    type ParentType = gst::Element;
+
+    fn class_init(klass: &mut Self::Class) {
+        follow::hook_set_bus::<Self>(klass);
+    }
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("sink").unwrap();
+        let sinkpad = gst::Pad::builder_from_template(&templ)
+            .chain_function(|_pad, parent, buffer| {
+                IpcUpstreamSink::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.chain(buffer),
+                )
+            })
+            .event_function(|_pad, parent, event| {
+                IpcUpstreamSink::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(event),
+                )
+            })
+            .query_function(|_pad, parent, query| {
+                IpcUpstreamSink::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_query(query),
+                )
+            })
+            .build();
+        let link = Arc::new(LinkSlot::default());
+        Self {
+            relay: Relay::new(*CAT, &sinkpad, link.clone()),
+            follow: Follow::new(*CAT, &sinkpad),
+            link,
+            sinkpad,
+            settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
+        }
+    }
+}
+
+impl ObjectImpl for IpcUpstreamSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut p = settings::properties(DEFAULT_READ_CHUNK_SIZE);
+            p.push(
+                glib::ParamSpecUInt::builder("window")
+                    .nick("Window")
+                    .blurb(
+                        "Buffers sent before the master answers the first of them; a flow \
+                         error from the master reaches upstream at most this many buffers late",
+                    )
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(crate::relay::DEFAULT_WINDOW)
+                    .mutable_playing()
+                    .build(),
+            );
+            p
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![settings::disconnect_signal::<IpcUpstreamSink>(
+                IpcUpstreamSink::disconnect,
+            )]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "window" {
+            self.relay.set_window(value.get().unwrap());
+            return;
+        }
+        self.settings.lock().unwrap().set(pspec.name(), value);
+        if matches!(pspec.name(), "fdin" | "fdout") {
+            self.maybe_connect();
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        if pspec.name() == "window" {
+            return self.relay.window().to_value();
+        }
+        self.settings.lock().unwrap().get(pspec.name()).unwrap()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).unwrap();
+        obj.set_element_flags(gst::ElementFlags::SINK);
+    }
+
+    fn dispose(&self) {
+        self.link.disconnect();
+    }
+}
+
+impl GstObjectImpl for IpcUpstreamSink {}
+
+impl ElementImpl for IpcUpstreamSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Inter-process upstream sink",
+                "Sink",
+                "Ends an upstream slave pipeline: sends what it receives to the \
+                 rsipcupstreamsrc of a master pipeline in another process, and drives the \
+                 slave pipeline it lives in as the master pipeline's state changes",
+                "gst-ipcpipeline-rs developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &gst::Caps::new_any(),
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "{transition:?}");
+        match transition {
+            gst::StateChange::PausedToReady => self.relay.set_flushing(true),
+            gst::StateChange::ReadyToPaused => self.relay.set_flushing(false),
+            _ => {}
+        }
+        // A sink in our pipeline, but it waits for nothing in PAUSED: the stream must reach
+        // the master's sinks for them to preroll.
+        self.parent_change_state(transition)
+    }
+
+    fn send_event(&self, event: gst::Event) -> bool {
+        // Our pipeline sends seeks and other upstream events to its sinks: on upstream.
+        event.is_upstream() && self.sinkpad.push_event(event)
+    }
+}
