@@ -55,6 +55,12 @@ impl Slave {
         Slave::launch(1, true, description)
     }
 
+    /// Spawns gst-ipc-slave hosting an upstream slave (`--upstream`): `description` is the
+    /// part before the rsipcupstreamsink that it adds.
+    pub fn spawn_upstream(description: &str) -> Slave {
+        Slave::launch(1, true, &format!("--upstream {description}"))
+    }
+
     /// Spawns gst-ipc-slave on a socketpair without a dump (for very long streams).
     pub fn spawn_quiet(description: &str) -> Slave {
         Slave::launch(1, false, description)
@@ -78,7 +84,10 @@ impl Slave {
         if dump {
             cmd.arg("--dump").arg(dump_file.path());
         }
-        cmd.arg(description);
+        match description.strip_prefix("--upstream ") {
+            Some(d) => cmd.args(["--upstream", d]),
+            None => cmd.arg(description),
+        };
         let theirs: Vec<&OwnedFd> = pairs.iter().map(|(_, t)| t).collect();
         let child = launcher::spawn_with_fds(&mut cmd, &theirs).unwrap();
         let mut ours = pairs.into_iter().map(|(o, _)| o);

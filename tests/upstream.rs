@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MPL-2.0
+//! An upstream slave: the master's rsipcupstreamsrc drives a slave process that holds the
+//! source part (source, demuxer) and ends in an rsipcupstreamsink. The roles of the
+//! downstream parity scenarios, reversed.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+const FRAMES: &str = "videotestsrc num-buffers=30 pattern=ball ! video/x-raw,format=I420,width=32,height=24,framerate=30/1";
+
+/// What an appsink named `out` received: (pts, duration, bytes) of each buffer, and the
+/// types of the serialized events, in order.
+type Received = Arc<
+    Mutex<(
+        Vec<(Option<gst::ClockTime>, Option<gst::ClockTime>, Vec<u8>)>,
+        Vec<gst::EventType>,
+    )>,
+>;
+
+fn record(pipeline: &gst::Pipeline) -> Received {
+    let received: Received = Arc::default();
+    let pad = pipeline.by_name("out").unwrap().static_pad("sink").unwrap();
+    let r = received.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER
+            | gst::PadProbeType::EVENT_DOWNSTREAM
+            | gst::PadProbeType::EVENT_FLUSH,
+        move |_, info| {
+            let mut r = r.lock().unwrap();
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => {
+                    r.0.push((b.pts(), b.duration(), b.map_readable().unwrap().to_vec()))
+                }
+                Some(gst::PadProbeData::Event(e)) => r.1.push(e.type_()),
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    received
+}
+
+/// Plays `pipeline` to EOS and returns what its sink `out` received.
+fn play_to_eos(pipeline: &gst::Pipeline) -> Received {
+    let received = record(pipeline);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_eos(pipeline);
+    null_at_once(pipeline, Duration::from_secs(2));
+    received
+}
+
+/// A master whose source part runs in a slave process it starts itself.
+fn upstream_master(slave: &str, rest: &str) -> (gst::Pipeline, gst::Element) {
+    let pipeline = pipeline(&format!("rsipcupstreamsrc name=up ! {rest}"));
+    let up = pipeline.by_name("up").unwrap();
+    up.set_property("slave-pipeline", slave);
+    (pipeline, up)
+}
+
+/// The same buffers (bytes and timestamps) and the same events, in the same order, as the
+/// unsplit pipeline; with the slave process the element started, gone once it is in NULL.
+#[test]
+fn plays_what_one_pipeline_plays() {
+    init();
+    let unsplit = play_to_eos(&pipeline(&format!("{FRAMES} ! fakesink name=out")));
+    let (split, up) = upstream_master(FRAMES, "fakesink name=out");
+    let received = record(&split);
+    split.set_state(gst::State::Playing).unwrap();
+    let pid = slave_pid(&up);
+    wait_eos(&split);
+    null_at_once(&split, Duration::from_secs(2));
+    let (unsplit, received) = (unsplit.lock().unwrap(), received.lock().unwrap());
+    assert_eq!(received.0.len(), 30);
+    assert!(received.0 == unsplit.0, "the buffers differ");
+    assert_eq!(received.1, unsplit.1);
+    assert_eq!(up.property::<i32>("slave-pid"), -1);
+    drop(up);
+    reaped(pid);
+}
+
+/// C-style: the application starts the slave (gst_parse_launch of
+/// `rsipcslavepipeline.( ... ! rsipcupstreamsink fdin=N fdout=N )`, never setting its state)
+/// and gives the master its end of the socketpair.
+#[test]
+fn a_slave_the_application_started() {
+    init();
+    let slave = Slave::spawn_upstream(FRAMES);
+    let pipeline = pipeline("rsipcupstreamsrc name=up ! fakesink name=out");
+    slave.attach(&pipeline.by_name("up").unwrap());
+    let received = play_to_eos(&pipeline);
+    assert_eq!(received.lock().unwrap().0.len(), 30);
+    assert_eq!(slave.count("buffer"), 30);
+    assert!(stop(pipeline, slave).success());
+}
+
+/// A demuxer in the slave: the master prerolls, asks duration and position, makes flushing
+/// and segment seeks that the slave's demuxer carries out, and plays to EOS.
+#[test]
+fn seeks_and_queries_reach_the_slave() {
+    init();
+    let file = make_file(
+        ".mkv",
+        "videotestsrc num-buffers=60 ! video/x-raw,width=64,height=48,framerate=30/1 ! \
+         jpegenc ! matroskamux ! filesink location={location}",
+    );
+    let (pipeline, up) = upstream_master(
+        &format!("filesrc location={} ! matroskademux", file.path().display()),
+        "jpegdec ! fakesink name=out sync=true",
+    );
+    up.set_property("sandbox-allow", file.path().display().to_string());
+    set_state(
+        &pipeline,
+        gst::State::Paused,
+        gst::StateChangeSuccess::Async,
+    );
+    wait_state(&pipeline, gst::State::Paused);
+    let duration = pipeline.query_duration::<gst::ClockTime>().unwrap();
+    assert_eq!(duration, gst::ClockTime::from_seconds(2));
+    let received = record(&pipeline);
+    pipeline
+        .seek_simple(
+            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+            gst::ClockTime::from_seconds(1),
+        )
+        .unwrap();
+    wait_state(&pipeline, gst::State::Paused);
+    let position = pipeline.query_position::<gst::ClockTime>().unwrap();
+    assert!(position >= gst::ClockTime::from_mseconds(990), "{position}");
+    {
+        let r = received.lock().unwrap();
+        let first = r.0.first().expect("a buffer after the seek").0.unwrap();
+        assert!(first >= gst::ClockTime::from_mseconds(990), "{first}");
+        assert!(r.1.contains(&gst::EventType::FlushStop), "{:?}", r.1);
+    }
+    // A segment seek over the last half second: the demuxer's SEGMENT_DONE ends it.
+    pipeline
+        .seek(
+            1.0,
+            gst::SeekFlags::FLUSH | gst::SeekFlags::SEGMENT,
+            gst::SeekType::Set,
+            gst::ClockTime::from_mseconds(1500),
+            gst::SeekType::Set,
+            gst::ClockTime::from_seconds(2),
+        )
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let done = wait_for(&pipeline, DEADLINE, |m| {
+        m.type_() == gst::MessageType::SegmentDone
+    });
+    assert!(done.is_some(), "SEGMENT_DONE");
+    // Then to the end, as a player looping would not.
+    pipeline
+        .seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::from_mseconds(1800))
+        .unwrap();
+    wait_eos(&pipeline);
+    null_at_once(&pipeline, Duration::from_secs(2));
+}
+
+/// An error in the slave reaches the master from rsipcupstreamsrc, naming the slave element;
+/// the master goes to NULL at once, and plays again with a slave that works.
+#[test]
+fn errors_come_with_their_origin_and_the_master_recovers() {
+    init();
+    let (pipeline, up) = upstream_master(
+        &format!("{FRAMES} ! identity name=broken error-after=5"),
+        "fakesink name=out",
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let e = wait_error_from(&pipeline, "up", DEADLINE);
+    let origin = e.details.unwrap().get::<String>("ipc-origin").unwrap();
+    assert!(origin.ends_with("/GstIdentity:broken"), "{origin}");
+    null_at_once(&pipeline, Duration::from_secs(2));
+    up.set_property("slave-pipeline", FRAMES);
+    let received = play_to_eos(&pipeline);
+    assert_eq!(received.lock().unwrap().0.len(), 30);
+}
+
+/// A killed upstream slave: one ERROR that names the signal, and NULL at once.
+#[test]
+fn killed_upstream_slave_is_named_in_one_error() {
+    init();
+    let (pipeline, up) = upstream_master(
+        "videotestsrc is-live=true ! video/x-raw,width=16,height=16,framerate=100/1",
+        "fakesink name=out sync=true",
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_state(&pipeline, gst::State::Playing);
+    let pid = slave_pid(&up);
+    kill(pid);
+    let e = wait_error_from(&pipeline, "up", DEADLINE);
+    assert!(
+        e.error
+            .message()
+            .contains(&format!("slave process {pid} killed by signal 9 (SIGKILL)")),
+        "{}",
+        e.error.message()
+    );
+    null_at_once(&pipeline, Duration::from_secs(2));
+    drop(up);
+    reaped(pid);
+}
+
+/// A live source in the slave makes the master live: PAUSED without preroll, and frames once
+/// PLAYING, on the master's clock; the slave's latency is the master's to configure.
+#[test]
+fn a_live_slave_makes_a_live_master() {
+    init();
+    let (pipeline, _up) = upstream_master(
+        "videotestsrc is-live=true ! video/x-raw,width=16,height=16,framerate=30/1",
+        "fakesink name=out sync=true",
+    );
+    set_state(
+        &pipeline,
+        gst::State::Paused,
+        gst::StateChangeSuccess::NoPreroll,
+    );
+    let received = record(&pipeline);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_until("frames in PLAYING", || {
+        received.lock().unwrap().0.len() >= 10
+    });
+    let mut q = gst::query::Latency::new();
+    assert!(pipeline.query(&mut q));
+    let (live, min, _) = q.result();
+    assert!(live);
+    assert!(min >= gst::ClockTime::from_mseconds(33), "{min}");
+    null_at_once(&pipeline, Duration::from_secs(2));
+}
+
+/// Tags of the stream come with it: the master's sink posts them.
+#[test]
+fn tags_come_with_the_stream() {
+    init();
+    let (pipeline, _up) = upstream_master(
+        &format!("{FRAMES} ! taginject tags=\"title=from-upstream\""),
+        "fakesink name=out",
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let tag = wait_for(&pipeline, DEADLINE, |m| {
+        let gst::MessageView::Tag(t) = m.view() else {
+            return false;
+        };
+        t.tags().get::<gst::tags::Title>().is_some()
+    })
+    .expect("a TAG message");
+    let gst::MessageView::Tag(t) = tag.view() else {
+        unreachable!()
+    };
+    assert_eq!(
+        t.tags().get::<gst::tags::Title>().unwrap().get(),
+        "from-upstream"
+    );
+    wait_eos(&pipeline);
+    null_at_once(&pipeline, Duration::from_secs(2));
+}
+
+/// Hundreds of state changes in random order: never a FAILURE, always the state asked for,
+/// and then the stream plays to its end.
+#[test]
+fn random_state_changes() {
+    init();
+    let (pipeline, _up) = upstream_master(
+        "videotestsrc num-buffers=100 ! video/x-raw,width=16,height=16,framerate=100/1",
+        "fakesink name=out sync=true",
+    );
+    let states = [
+        gst::State::Null,
+        gst::State::Ready,
+        gst::State::Paused,
+        gst::State::Playing,
+    ];
+    // A fixed seed: a failure can be replayed.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..150 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let state = states[(seed % 4) as usize];
+        assert!(pipeline.set_state(state).is_ok(), "going to {state:?}");
+        wait_state(&pipeline, state);
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let received = play_to_eos(&pipeline);
+    assert_eq!(received.lock().unwrap().0.len(), 100);
+}
+
+/// Three processes: the source part in an upstream slave, the master in the middle, the sink
+/// part in a downstream slave; the file written is the unsplit pipeline's, byte for byte.
+#[test]
+fn three_processes_write_what_one_pipeline_writes() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).display().to_string();
+    let unsplit = pipeline(&format!("{FRAMES} ! filesink location={}", path("unsplit")));
+    unsplit.set_state(gst::State::Playing).unwrap();
+    wait_eos(&unsplit);
+    unsplit.set_state(gst::State::Null).unwrap();
+
+    let master = pipeline("rsipcupstreamsrc name=up ! rsipcpipelinesink name=down");
+    let (up, down) = (
+        master.by_name("up").unwrap(),
+        master.by_name("down").unwrap(),
+    );
+    up.set_property("slave-pipeline", FRAMES);
+    up.set_property("sandbox", sandbox("strict"));
+    down.set_property(
+        "slave-pipeline",
+        format!("filesink location={}", path("split")),
+    );
+    down.set_property("sandbox-allow", dir.path().display().to_string());
+    master.set_state(gst::State::Playing).unwrap();
+    wait_eos(&master);
+    null_at_once(&master, Duration::from_secs(2));
+    let expected = std::fs::read(path("unsplit")).unwrap();
+    assert_eq!(expected.len(), 30 * 32 * 24 * 3 / 2);
+    assert!(
+        std::fs::read(path("split")).unwrap() == expected,
+        "the files differ"
+    );
+}
+
+fn sandbox(nick: &str) -> gst::glib::Value {
+    let up = gst::ElementFactory::make("rsipcupstreamsrc")
+        .build()
+        .unwrap();
+    up.set_property_from_str("sandbox", nick);
+    up.property_value("sandbox")
+}
