@@ -283,6 +283,18 @@ impl Channel {
         self.inner.write(&wire::encode(id, frame), &[])
     }
 
+    /// Sends `fd`, the peer's end of the connection of a further stream (see
+    /// [`Frame::Stream`]); only over a unix socket.
+    pub fn send_stream(&self, fd: BorrowedFd) -> Result<(), ChannelError> {
+        if !self.inner.can_pass_fds {
+            return Err(ChannelError::Unexpected(
+                "further streams need one unix socket (fdin = fdout)".into(),
+            ));
+        }
+        let id = self.inner.next_id();
+        self.inner.write(&wire::encode_stream(id), &[fd])
+    }
+
     pub fn reply(&self, id: u32, reply: Reply) -> Result<(), ChannelError> {
         self.inner
             .write(&wire::encode(id, &Frame::Reply(reply)), &[])
@@ -801,7 +813,9 @@ impl FrameReader<'_> {
             return Err(wire::WireError::UnexpectedFds.into());
         }
         let fds: Vec<OwnedFd> = self.fds.drain(..n).collect();
-        let guard = (n > 0).then(|| Arc::new(Release(Arc::downgrade(self.inner), header.id)));
+        // Lent memory is given back once freed; a stream's connection is simply ours.
+        let lent = n > 0 && header.frame_type == wire::FrameType::Buffer;
+        let guard = lent.then(|| Arc::new(Release(Arc::downgrade(self.inner), header.id)));
         let frame = wire::decode_with_fds(&header, body, fds, &mut |fd, kind, offset, size| {
             let mem = crate::memory::import(fd, kind, offset, size)
                 .map_err(|e| wire::WireError::BadMemory(e.to_string()))?;

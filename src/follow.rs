@@ -184,7 +184,8 @@ impl Follow {
                 _ => R::Success,
             };
         }
-        if target >= gst::State::Paused {
+        // A sink at the end of an upstream part is linked when its streams appear, in PAUSED.
+        if target >= gst::State::Paused && self.stream_side() == gst::PadDirection::Src {
             self.wait_linked(element, ack_time / 2);
         }
         pipeline.set_state(target).into()
@@ -281,6 +282,8 @@ pub trait Follower: ObjectSubclass<Type: IsA<gst::Element> + Send + Sync> + Elem
     fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError>;
     /// The link broke: let go of what the master sent, and post the ERROR.
     fn link_lost(&self, error: &ChannelError);
+    /// The link to the master is up.
+    fn connected(&self) {}
 
     /// Connects once both fds are known and the element is in a bin, as the C element does:
     /// a parent-less element has no pipeline to drive. gst_parse_launch sets the fds before
@@ -297,15 +300,16 @@ pub trait Follower: ObjectSubclass<Type: IsA<gst::Element> + Send + Sync> + Elem
                 element: obj.downgrade(),
             })
         };
-        if let Err(e) = self
+        match self
             .link_slot()
             .connect(&settings, Self::ROLE, &obj.name(), handler)
         {
-            gst::element_error!(
+            Ok(_) => self.connected(),
+            Err(e) => gst::element_error!(
                 obj,
                 gst::ResourceError::OpenReadWrite,
                 ("Could not connect to the master pipeline: {e}")
-            );
+            ),
         }
     }
 }

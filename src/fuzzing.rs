@@ -460,7 +460,7 @@ fn frames(stream: &[u8]) -> impl Iterator<Item = (FrameType, &[u8])> {
 fn target_of(t: FrameType) -> &'static str {
     match t {
         FrameType::Hello => "hello",
-        FrameType::Buffer => "buffer_fds",
+        FrameType::Buffer | FrameType::Stream => "buffer_fds",
         FrameType::Event => "event",
         FrameType::Query => "query",
         FrameType::StateChange => "state_change",

@@ -249,3 +249,37 @@ pub fn apply_allocation_answer(query: &mut gst::QueryRef, answer: Option<&gst::S
         }
     }
 }
+
+/// The connection of a further stream of an upstream slave: a socket of its own, owned here
+/// (the channel works on its raw fd), and the link on it, which goes down before the socket
+/// closes.
+pub struct StreamLink {
+    pub slot: Arc<LinkSlot>,
+    _fd: std::os::fd::OwnedFd,
+}
+
+impl StreamLink {
+    /// Connects `slot` on `fd`, with the timing of the element's `settings`, and starts
+    /// reading: whatever `handler` hands frames to must be ready for them.
+    pub fn connect(
+        fd: std::os::fd::OwnedFd,
+        slot: Arc<LinkSlot>,
+        settings: &Settings,
+        role: Role,
+        name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<StreamLink, ChannelError> {
+        use std::os::fd::AsRawFd;
+        let mut settings = settings.clone();
+        settings.fdin = fd.as_raw_fd();
+        settings.fdout = fd.as_raw_fd();
+        slot.connect(&settings, role, name, || handler)?;
+        Ok(StreamLink { slot, _fd: fd })
+    }
+}
+
+impl Drop for StreamLink {
+    fn drop(&mut self) {
+        self.slot.disconnect();
+    }
+}

@@ -331,3 +331,143 @@ fn sandbox(nick: &str) -> gst::glib::Value {
     up.set_property_from_str("sandbox", nick);
     up.property_value("sandbox")
 }
+
+/// What reached the sink behind each stream of a demuxer, keyed by the stream's caps name:
+/// (pts, bytes) of every buffer, and whether EOS came.
+type Streams =
+    Arc<Mutex<std::collections::BTreeMap<String, (Vec<(Option<gst::ClockTime>, Vec<u8>)>, bool)>>>;
+
+/// Links `pad` to a new fakesink in `pipeline` that records into `streams`.
+fn record_stream(pipeline: &gst::Pipeline, pad: &gst::Pad, streams: &Streams) {
+    let sink = gst::ElementFactory::make("fakesink")
+        .name(format!("sink-for-{}", pad.name()))
+        .property("sync", false)
+        // Neither holds the demuxer's one thread in a preroll the other would never reach.
+        .property("async", false)
+        .build()
+        .unwrap();
+    pipeline.add(&sink).unwrap();
+    sink.sync_state_with_parent().unwrap();
+    let streams = streams.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            let Some(caps) = pad.current_caps() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let name = caps.structure(0).unwrap().name().to_string();
+            let mut s = streams.lock().unwrap();
+            let entry = s.entry(name).or_default();
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => {
+                    entry.0.push((b.pts(), b.map_readable().unwrap().to_vec()))
+                }
+                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos => {
+                    entry.1 = true
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+}
+
+/// Records each stream `demux` exposes, now and as its pads come (and go, with their sinks).
+fn watch_streams(pipeline: &gst::Pipeline, demux: &gst::Element) -> Streams {
+    let streams: Streams = Arc::default();
+    for pad in demux.src_pads() {
+        record_stream(pipeline, &pad, &streams);
+    }
+    let (p, s) = (pipeline.downgrade(), streams.clone());
+    demux.connect_pad_added(move |_, pad| {
+        if let Some(p) = p.upgrade() {
+            record_stream(&p, pad, &s);
+        }
+    });
+    let p = pipeline.downgrade();
+    demux.connect_pad_removed(move |_, pad| {
+        if let Some(p) = p.upgrade()
+            && let Some(sink) = p.by_name(&format!("sink-for-{}", pad.name()))
+        {
+            let _ = sink.set_state(gst::State::Null);
+            let _ = p.remove(&sink);
+        }
+    });
+    streams
+}
+
+/// Plays `pipeline` until its `n` streams have ended; what each carried. (Its sinks come and
+/// go as the streams do, so the bin's own EOS is not what to wait for.)
+fn play_streams(
+    pipeline: &gst::Pipeline,
+    streams: &Streams,
+    n: usize,
+) -> std::collections::BTreeMap<String, (Vec<(Option<gst::ClockTime>, Vec<u8>)>, bool)> {
+    streams.lock().unwrap().clear();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        {
+            let s = streams.lock().unwrap();
+            if s.len() == n && s.values().all(|(_, eos)| *eos) {
+                break;
+            }
+            let seen: Vec<_> = s.iter().map(|(k, v)| (k, v.0.len(), v.1)).collect();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not every stream ended: {seen:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    null_at_once(pipeline, Duration::from_secs(2));
+    std::mem::take(&mut *streams.lock().unwrap())
+}
+
+/// A demuxer with two streams in the slave: each leaves rsipcupstreamsrc by a pad of its
+/// own (the first by `src`, the other by a sometimes pad), on a connection of its own, with
+/// the unsplit buffers; and again after a round through NULL.
+#[test]
+fn a_demuxer_with_two_streams() {
+    init();
+    let file = make_file(
+        ".mkv",
+        "videotestsrc num-buffers=60 ! video/x-raw,width=64,height=48,framerate=30/1 ! \
+         jpegenc ! matroskamux name=m ! filesink location={location} \
+         audiotestsrc num-buffers=40 ! audio/x-raw,rate=48000,channels=1 ! flacenc ! m.",
+    );
+    let location = file.path().display().to_string();
+    let unsplit = pipeline(&format!(
+        "filesrc location={location} ! matroskademux name=demux"
+    ));
+    let watched = watch_streams(&unsplit, &unsplit.by_name("demux").unwrap());
+    let expected = play_streams(&unsplit, &watched, 2);
+    assert_eq!(expected.len(), 2, "{:?}", expected.keys());
+
+    let split = gst::Pipeline::new();
+    let up = gst::ElementFactory::make("rsipcupstreamsrc")
+        .property(
+            "slave-pipeline",
+            format!("filesrc location={location} ! matroskademux"),
+        )
+        .property("sandbox-allow", location.as_str())
+        .build()
+        .unwrap();
+    split.add(&up).unwrap();
+    let watched = watch_streams(&split, &up);
+    for round in 0..2 {
+        let got = play_streams(&split, &watched, 2);
+        assert_eq!(got.len(), 2, "round {round}: {:?}", got.keys());
+        for (name, (buffers, eos)) in expected.iter() {
+            let (b, e) = &got[name];
+            assert!(*e && *eos, "round {round}: EOS of {name}");
+            assert_eq!(b.len(), buffers.len(), "round {round}: buffers of {name}");
+            assert!(b == buffers, "round {round}: the buffers of {name} differ");
+        }
+        assert!(
+            up.static_pad("src_1").is_none(),
+            "the further pad is gone in NULL"
+        );
+    }
+}

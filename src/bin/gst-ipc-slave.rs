@@ -113,6 +113,57 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// Feeds the `rsipcupstreamsink name=ipcsink0` that ends an upstream slave pipeline with
+/// every stream its description ends with, not only the first: each pad a last element (a
+/// demuxer) adds and nothing links goes to a request pad of the sink of its own, released when
+/// it is unlinked (the demuxer removed its pad); its own pad again when that one is free.
+fn end_upstream(pipeline: &gst::Pipeline) {
+    let sink = pipeline.by_name("ipcsink0").expect("the upstream sink");
+    let tails: Vec<gst::Element> = pipeline
+        .iterate_elements()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e != &sink
+                && e.pad_template_list()
+                    .iter()
+                    .any(|t| t.presence() == gst::PadPresence::Sometimes)
+        })
+        .collect();
+    let one_at_a_time = Arc::new(Mutex::new(()));
+    for tail in tails {
+        let (sink, lock) = (sink.downgrade(), one_at_a_time.clone());
+        // After gst_parse_launch's own handler, which links the first stream.
+        tail.connect_pad_added(move |_, pad| {
+            let Some(sink) = sink.upgrade() else {
+                return;
+            };
+            let _one = lock.lock().unwrap();
+            if pad.direction() != gst::PadDirection::Src || pad.is_linked() {
+                return;
+            }
+            let main = sink.static_pad("sink").unwrap();
+            let target = if main.is_linked() {
+                let extra = sink.request_pad_simple("sink_%u");
+                if let Some(extra) = &extra {
+                    let sink = sink.downgrade();
+                    extra.connect_unlinked(move |extra, _| {
+                        if let Some(sink) = sink.upgrade() {
+                            sink.release_request_pad(extra);
+                        }
+                    });
+                }
+                extra
+            } else {
+                Some(main)
+            };
+            if let Some(Err(e)) = target.map(|t| pad.link(&t)) {
+                eprintln!("gst-ipc-slave: cannot send {} on: {e:?}", pad.name());
+            }
+        });
+    }
+}
+
 fn describe(info: &gst::PadProbeInfo) -> Option<String> {
     match &info.data {
         Some(gst::PadProbeData::Buffer(b)) => Some(dump::buffer_line(b)),
@@ -164,6 +215,7 @@ fn main() {
             "rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc0 ! {} )",
             args.description
         ),
+        // Linked here to the first stream; to the others as they come, below.
         (false, true) => format!(
             "rsipcslavepipeline.( {} ! rsipcupstreamsink name=ipcsink0 )",
             args.description
@@ -179,6 +231,9 @@ fn main() {
     // Keep the bus alive at NULL: the end of the connection is reported after the master
     // has taken this pipeline down.
     pipeline.set_auto_flush_bus(false);
+    if args.upstream && !several {
+        end_upstream(&pipeline);
+    }
     // Our elements at the ends of the slave pipeline, one per connection.
     let ends: Vec<gst::Element> = (0..args.fds.len())
         .map(|i| {

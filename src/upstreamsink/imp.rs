@@ -1,15 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
 //! rsipcupstreamsink: the slave end of a split pipeline whose slave is the upstream part.
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::channel::ChannelError;
+use crate::channel::{ChannelError, Handler};
 use crate::follow::{self, Follow, Follower};
-use crate::link::{Link, LinkSlot};
+use crate::link::{Link, LinkSlot, StreamLink};
 use crate::relay::Relay;
 use crate::settings::{self, Settings};
 use crate::wire::{Frame, Reply, Role};
@@ -32,6 +33,45 @@ pub struct IpcUpstreamSink {
     relay: Arc<Relay>,
     /// The slave pipeline's side of control.
     pub(super) follow: Arc<Follow>,
+    /// The further streams, one per request pad.
+    extras: Mutex<Vec<Extra>>,
+}
+
+/// A further stream: a request pad with a connection of its own, whose other end goes to the
+/// master over the main connection (a STREAM frame), where it becomes a src pad.
+struct Extra {
+    pad: gst::Pad,
+    relay: Arc<Relay>,
+    link: StreamLink,
+    /// The master's end, until the main connection can take it.
+    theirs: Option<OwnedFd>,
+}
+
+/// What the master sends on the connection of a further stream: events and queries for
+/// upstream. Its end is the main connection's business: nothing is posted.
+struct ExtraHandler {
+    relay: Weak<Relay>,
+    slot: Weak<LinkSlot>,
+}
+
+impl Handler for ExtraHandler {
+    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
+        let (Some(relay), Some(link)) = (
+            self.relay.upgrade(),
+            self.slot.upgrade().and_then(|s| s.get()),
+        ) else {
+            return Ok(());
+        };
+        match relay.frame(&link, id, frame)? {
+            Some(other) => Err(ChannelError::Unexpected(format!(
+                "a {:?} frame on the connection of a stream",
+                other.frame_type()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn closed(&self, _error: &ChannelError) {}
 }
 
 impl IpcUpstreamSink {
@@ -43,11 +83,33 @@ impl IpcUpstreamSink {
         })
     }
 
-    fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(link) = self.link.get() else {
+    /// The relay of the stream that `pad` takes, and its link.
+    fn stream_of(&self, pad: &gst::Pad) -> Option<(Arc<Relay>, Arc<Link>)> {
+        if pad == &self.sinkpad {
+            return Some((self.relay.clone(), self.link.get()?));
+        }
+        let extras = self.extras.lock().unwrap();
+        let e = extras.iter().find(|e| &e.pad == pad)?;
+        Some((e.relay.clone(), e.link.slot.get()?))
+    }
+
+    /// The stream of `pad`, once the master has greeted us on its connection (a further
+    /// stream's first event may come before the master has taken its connection).
+    fn greeted_stream_of(&self, pad: &gst::Pad) -> Option<(Arc<Relay>, Arc<Link>)> {
+        let (relay, link) = self.stream_of(pad)?;
+        link.channel.wait_hello().ok()?;
+        Some((relay, link))
+    }
+
+    fn chain(
+        &self,
+        pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some((relay, link)) = self.stream_of(pad) else {
             return Err(gst::FlowError::Flushing);
         };
-        match self.relay.send_buffer(&link, &buffer) {
+        match relay.send_buffer(&link, &buffer) {
             Ok(()) => Ok(gst::FlowSuccess::Ok),
             Err(ChannelError::Flow(f)) => Err(f),
             Err(ChannelError::Flushing) => Err(gst::FlowError::Flushing),
@@ -58,24 +120,72 @@ impl IpcUpstreamSink {
         }
     }
 
-    fn sink_event(&self, event: gst::Event) -> bool {
-        let Some(link) = self.link.get().filter(|l| l.channel.greeted()) else {
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        let Some((relay, link)) = self.greeted_stream_of(pad) else {
             return false;
         };
         // Our pipeline's sinks are in the master: the master loses its state by itself.
-        let reply = self.relay.event(&link, event, &|| {});
+        let reply = relay.event(&link, event, &|| {});
         self.answered(reply.map(|r| matches!(r, Reply::Bool(true))))
     }
 
-    fn sink_query(&self, query: &mut gst::QueryRef) -> bool {
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         // As in C: in NULL the master is not there to answer.
         if self.obj().current_state() == gst::State::Null {
             return false;
         }
-        let Some(link) = self.link.get().filter(|l| l.channel.greeted()) else {
+        let Some((relay, link)) = self.greeted_stream_of(pad) else {
             return false;
         };
-        self.answered(self.relay.query(&link, query))
+        self.answered(relay.query(&link, query))
+    }
+
+    /// Gives the master the connections of the further streams it has not been given yet.
+    fn announce_streams(&self) {
+        let Some(link) = self.link.get() else {
+            return;
+        };
+        for e in self.extras.lock().unwrap().iter_mut() {
+            if let Some(theirs) = e.theirs.take()
+                && let Err(err) = link.channel.send_stream(theirs.as_fd())
+            {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "could not give {} to the master: {err}",
+                    e.pad.name()
+                );
+            }
+        }
+    }
+
+    fn pad_builder(templ: &gst::PadTemplate, name: Option<&str>) -> gst::PadBuilder<gst::Pad> {
+        let b = gst::Pad::builder_from_template(templ)
+            .chain_function(|pad, parent, buffer| {
+                IpcUpstreamSink::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.chain(pad, buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                IpcUpstreamSink::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                IpcUpstreamSink::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_query(pad, query),
+                )
+            });
+        match name {
+            Some(n) => b.name(n),
+            None => b,
+        }
     }
 
     fn disconnect(&self) {
@@ -121,6 +231,10 @@ impl Follower for IpcUpstreamSink {
         }
     }
 
+    fn connected(&self) {
+        self.announce_streams();
+    }
+
     fn link_lost(&self, err: &ChannelError) {
         if matches!(err, ChannelError::Disconnected | ChannelError::Flushing) {
             return;
@@ -146,29 +260,7 @@ impl ObjectSubclass for IpcUpstreamSink {
 
     fn with_class(klass: &Self::Class) -> Self {
         let templ = klass.pad_template("sink").unwrap();
-        let sinkpad = gst::Pad::builder_from_template(&templ)
-            .chain_function(|_pad, parent, buffer| {
-                IpcUpstreamSink::catch_panic_pad_function(
-                    parent,
-                    || Err(gst::FlowError::Error),
-                    |imp| imp.chain(buffer),
-                )
-            })
-            .event_function(|_pad, parent, event| {
-                IpcUpstreamSink::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.sink_event(event),
-                )
-            })
-            .query_function(|_pad, parent, query| {
-                IpcUpstreamSink::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.sink_query(query),
-                )
-            })
-            .build();
+        let sinkpad = IpcUpstreamSink::pad_builder(&templ, None).build();
         let link = Arc::new(LinkSlot::default());
         Self {
             relay: Relay::new(*CAT, &sinkpad, link.clone()),
@@ -176,6 +268,7 @@ impl ObjectSubclass for IpcUpstreamSink {
             link,
             sinkpad,
             settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
+            extras: Mutex::new(Vec::new()),
         }
     }
 }
@@ -268,6 +361,15 @@ impl ElementImpl for IpcUpstreamSink {
                     &gst::Caps::new_any(),
                 )
                 .unwrap(),
+                // Further streams (a demuxer's other pads): each crosses on a connection of
+                // its own and leaves the master's rsipcupstreamsrc by a src pad of its own.
+                gst::PadTemplate::new(
+                    "sink_%u",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &gst::Caps::new_any(),
+                )
+                .unwrap(),
             ]
         });
         TEMPLATES.as_ref()
@@ -278,10 +380,16 @@ impl ElementImpl for IpcUpstreamSink {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "{transition:?}");
-        match transition {
-            gst::StateChange::PausedToReady => self.relay.set_flushing(true),
-            gst::StateChange::ReadyToPaused => self.relay.set_flushing(false),
-            _ => {}
+        let flushing = match transition {
+            gst::StateChange::PausedToReady => Some(true),
+            gst::StateChange::ReadyToPaused => Some(false),
+            _ => None,
+        };
+        if let Some(f) = flushing {
+            self.relay.set_flushing(f);
+            for e in self.extras.lock().unwrap().iter() {
+                e.relay.set_flushing(f);
+            }
         }
         // A sink in our pipeline, but it waits for nothing in PAUSED: the stream must reach
         // the master's sinks for them to preroll.
@@ -291,5 +399,58 @@ impl ElementImpl for IpcUpstreamSink {
     fn send_event(&self, event: gst::Event) -> bool {
         // Our pipeline sends seeks and other upstream events to its sinks: on upstream.
         event.is_upstream() && self.sinkpad.push_event(event)
+    }
+
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let name = name.map(str::to_owned).unwrap_or_else(|| {
+            let n = self.extras.lock().unwrap().len() + 1;
+            format!("sink_{n}")
+        });
+        let pad = IpcUpstreamSink::pad_builder(templ, Some(&name)).build();
+        let (ours, theirs) = crate::launcher::socketpair()
+            .map_err(|e| gst::warning!(CAT, imp = self, "no socketpair for {name}: {e}"))
+            .ok()?;
+        let slot = Arc::new(LinkSlot::default());
+        let relay = Relay::new(*CAT, &pad, slot.clone());
+        let handler = Arc::new(ExtraHandler {
+            relay: Arc::downgrade(&relay),
+            slot: Arc::downgrade(&slot),
+        });
+        let link = StreamLink::connect(
+            ours,
+            slot,
+            &self.settings(),
+            Role::UpstreamSender,
+            &format!("{}-{name}", self.obj().name()),
+            handler,
+        )
+        .map_err(|e| gst::warning!(CAT, imp = self, "no connection for {name}: {e}"))
+        .ok()?;
+        relay.set_window(self.relay.window());
+        self.extras.lock().unwrap().push(Extra {
+            pad: pad.clone(),
+            relay,
+            link,
+            theirs: Some(theirs),
+        });
+        self.announce_streams();
+        self.obj().add_pad(&pad).ok()?;
+        Some(pad)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let extra = {
+            let mut extras = self.extras.lock().unwrap();
+            let i = extras.iter().position(|e| &e.pad == pad);
+            i.map(|i| extras.remove(i))
+        };
+        drop(extra);
+        let _ = pad.set_active(false);
+        let _ = self.obj().remove_pad(pad);
     }
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! rsipcupstreamsrc: the master end of a split pipeline whose slave is the upstream part.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use gst::glib;
 use gst::prelude::*;
@@ -10,7 +11,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::drive::{Drive, Part};
-use crate::link::{Link, LinkSlot};
+use crate::link::{Link, LinkSlot, StreamLink};
 use crate::replay::Replay;
 use crate::settings::{self, Settings};
 use crate::spawned::SlaveProcess;
@@ -25,6 +26,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_READ_CHUNK_SIZE: u32 = 65536;
+/// Further streams one slave may open: far more than a file has, few enough that a slave
+/// cannot make us hold threads and sockets without end.
+const MAX_STREAMS: usize = 32;
 
 pub struct IpcUpstreamSrc {
     srcpad: gst::Pad,
@@ -38,6 +42,49 @@ pub struct IpcUpstreamSrc {
     error_posted: AtomicBool,
     /// The slave process we start for `slave-pipeline`, and how.
     process: SlaveProcess,
+    /// The further streams of the slave, each a src pad of ours with a connection of its own.
+    extras: Mutex<Vec<Extra>>,
+    /// Our pads push (from READY to PAUSED until back in READY): a further stream's too.
+    streaming: AtomicBool,
+}
+
+/// A further stream of the slave: a sometimes pad, and the connection the slave gave us for it.
+struct Extra {
+    pad: gst::Pad,
+    replay: Arc<Replay>,
+    /// Connected once the pad is ready.
+    link: Option<StreamLink>,
+}
+
+/// What the slave sends on the connection of a further stream: the stream itself. Its end is
+/// the main connection's business: nothing is posted.
+struct ExtraHandler {
+    replay: Weak<Replay>,
+    slot: Weak<LinkSlot>,
+}
+
+impl Handler for ExtraHandler {
+    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
+        let (Some(replay), Some(link)) = (
+            self.replay.upgrade(),
+            self.slot.upgrade().and_then(|s| s.get()),
+        ) else {
+            return Ok(());
+        };
+        match replay.frame(&link, id, frame)? {
+            Some(other) => Err(ChannelError::Unexpected(format!(
+                "a {:?} frame on the connection of a stream",
+                other.frame_type()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn closed(&self, _error: &ChannelError) {
+        if let Some(replay) = self.replay.upgrade() {
+            replay.flush_queue();
+        }
+    }
 }
 
 impl IpcUpstreamSrc {
@@ -77,13 +124,118 @@ impl IpcUpstreamSrc {
         })
     }
 
-    fn src_query(&self, query: &mut gst::QueryRef) -> bool {
+    /// The replay of the stream that leaves by `pad`.
+    fn replay_of(&self, pad: &gst::Pad) -> Option<Arc<Replay>> {
+        if pad == &self.srcpad {
+            return Some(self.replay.clone());
+        }
+        let extras = self.extras.lock().unwrap();
+        extras
+            .iter()
+            .find(|e| &e.pad == pad)
+            .map(|e| e.replay.clone())
+    }
+
+    fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        self.replay_of(pad)
+            .is_some_and(|r| self.answered(r.upstream_event(event)))
+    }
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         // In NULL there is no slave to answer; linking asks for caps, and a refusal lets
         // GStreamer assume ANY.
         if self.obj().current_state() == gst::State::Null {
             return false;
         }
-        self.answered(self.replay.upstream_query(query))
+        self.replay_of(pad)
+            .is_some_and(|r| self.answered(r.upstream_query(query)))
+    }
+
+    fn pad_builder(templ: &gst::PadTemplate) -> gst::PadBuilder<gst::Pad> {
+        gst::Pad::builder_from_template(templ)
+            .event_function(|pad, parent, event| {
+                IpcUpstreamSrc::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                IpcUpstreamSrc::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(pad, query),
+                )
+            })
+    }
+
+    /// A further stream of the slave, on the connection `fd`: a new src pad, ready (linked by
+    /// whoever watches pad-added, pushing) before anything is read from the connection.
+    fn add_stream(&self, fd: OwnedFd) -> Result<(), ChannelError> {
+        let templ = self.obj().pad_template("src_%u").unwrap();
+        let slot = Arc::new(LinkSlot::default());
+        let (pad, replay) = {
+            let mut extras = self.extras.lock().unwrap();
+            if extras.len() >= MAX_STREAMS {
+                return Err(ChannelError::Limit(format!(
+                    "more than {MAX_STREAMS} further streams"
+                )));
+            }
+            let name = format!("src_{}", extras.len() + 1);
+            let pad = IpcUpstreamSrc::pad_builder(&templ).name(&name).build();
+            let sampler = clock_sampler(&self.drive, &pad);
+            let replay = Replay::new(*CAT, &pad, slot.clone(), "slave", Some(sampler));
+            // Listed before it is added: whoever links it in pad-added may query it.
+            extras.push(Extra {
+                pad: pad.clone(),
+                replay: replay.clone(),
+                link: None,
+            });
+            (pad, replay)
+        };
+        gst::debug!(CAT, imp = self, "the slave opens stream {}", pad.name());
+        // Activated as it is added, the element being in PAUSED or PLAYING.
+        self.obj()
+            .add_pad(&pad)
+            .map_err(|e| ChannelError::Unexpected(e.to_string()))?;
+        if self.streaming.load(Ordering::SeqCst) {
+            replay
+                .start()
+                .map_err(|e| ChannelError::Unexpected(e.to_string()))?;
+        }
+        let handler = Arc::new(ExtraHandler {
+            replay: Arc::downgrade(&replay),
+            slot: Arc::downgrade(&slot),
+        });
+        let link = StreamLink::connect(
+            fd,
+            slot,
+            &self.settings.lock().unwrap().clone(),
+            Role::UpstreamReceiver,
+            &format!("{}-{}", self.obj().name(), pad.name()),
+            handler,
+        )?;
+        if let Some(e) = self
+            .extras
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|e| e.pad == pad)
+        {
+            e.link = Some(link);
+        }
+        Ok(())
+    }
+
+    /// The further streams end with the slave's pipeline (its demuxer removes its pads).
+    fn remove_streams(&self) {
+        let extras = std::mem::take(&mut *self.extras.lock().unwrap());
+        for e in extras {
+            e.replay.stop();
+            drop(e.link);
+            let _ = e.pad.set_active(false);
+            let _ = self.obj().remove_pad(&e.pad);
+        }
     }
 
     fn connect(&self) -> Result<(), gst::ErrorMessage> {
@@ -148,6 +300,16 @@ impl IpcUpstreamSrc {
     }
 }
 
+/// A clock the slave cannot read is sampled for it now and then, as a stream flows.
+fn clock_sampler(drive: &Arc<Drive>, pad: &gst::Pad) -> crate::replay::BeforeBuffer {
+    let (drive, pad) = (drive.clone(), pad.downgrade());
+    Box::new(move |link: &Link| {
+        if let Some(element) = pad.upgrade().and_then(|p| p.parent_element()) {
+            drive.announce_clock(&element, link, false);
+        }
+    })
+}
+
 struct UpstreamSrcHandler {
     element: glib::WeakRef<super::IpcUpstreamSrc>,
 }
@@ -162,6 +324,16 @@ impl Handler for UpstreamSrcHandler {
             return Ok(());
         };
         let frame = match imp.drive.frame(element.upcast_ref(), &link, frame)? {
+            Some(Frame::Stream(fd)) => {
+                let element = element.clone();
+                link.control.push_for_peer(move || {
+                    let imp = element.imp();
+                    if let Err(e) = imp.add_stream(fd) {
+                        imp.post_link_error(&e);
+                    }
+                })?;
+                None
+            }
             Some(frame) => imp.replay.frame(&link, id, frame)?,
             None => None,
         };
@@ -201,34 +373,14 @@ impl ObjectSubclass for IpcUpstreamSrc {
 
     fn with_class(klass: &Self::Class) -> Self {
         let templ = klass.pad_template("src").unwrap();
-        let srcpad = gst::Pad::builder_from_template(&templ)
-            .event_function(|_pad, parent, event| {
-                IpcUpstreamSrc::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.answered(imp.replay.upstream_event(event)),
-                )
-            })
-            .query_function(|_pad, parent, query| {
-                IpcUpstreamSrc::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.src_query(query),
-                )
-            })
-            .build();
+        let srcpad = IpcUpstreamSrc::pad_builder(&templ).build();
         let link = Arc::new(LinkSlot::default());
         let drive = Drive::new(*CAT, Part::Upstream, link.clone());
-        let sampler = drive.clone();
-        let pad = srcpad.clone();
-        // A clock the slave cannot read is sampled for it now and then, as the stream flows.
-        let before_buffer = Box::new(move |link: &Link| {
-            if let Some(element) = pad.parent_element() {
-                sampler.announce_clock(&element, link, false);
-            }
-        });
+        let sampler = clock_sampler(&drive, &srcpad);
         Self {
-            replay: Replay::new(*CAT, &srcpad, link.clone(), "slave", Some(before_buffer)),
+            extras: Mutex::new(Vec::new()),
+            streaming: AtomicBool::new(false),
+            replay: Replay::new(*CAT, &srcpad, link.clone(), "slave", Some(sampler)),
             drive,
             link,
             srcpad,
@@ -313,6 +465,14 @@ impl ElementImpl for IpcUpstreamSrc {
                     &gst::Caps::new_any(),
                 )
                 .unwrap(),
+                // The slave's further streams (a demuxer's other pads), as they appear.
+                gst::PadTemplate::new(
+                    "src_%u",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &gst::Caps::new_any(),
+                )
+                .unwrap(),
             ]
         });
         TEMPLATES.as_ref()
@@ -343,11 +503,14 @@ impl ElementImpl for IpcUpstreamSrc {
             &|e| self.post_link_error(e),
             || {
                 if transition == T::PausedToReady {
+                    self.streaming.store(false, Ordering::SeqCst);
                     self.replay.stop();
+                    self.remove_streams();
                 }
                 let ret = self.parent_change_state(transition)?;
-                if transition == T::ReadyToPaused && self.replay.start().is_err() {
-                    return Err(gst::StateChangeError);
+                if transition == T::ReadyToPaused {
+                    self.replay.start().map_err(|_| gst::StateChangeError)?;
+                    self.streaming.store(true, Ordering::SeqCst);
                 }
                 Ok(ret)
             },

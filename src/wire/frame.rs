@@ -44,6 +44,9 @@ pub enum FrameType {
     /// The receiver let go of the fd memory of the buffer sent with this frame's id.
     Release = 10,
     Clock = 11,
+    /// A further stream of an upstream slave, on a connection of its own whose master end
+    /// is the frame's one fd.
+    Stream = 12,
 }
 
 impl TryFrom<u8> for FrameType {
@@ -61,6 +64,7 @@ impl TryFrom<u8> for FrameType {
             9 => FrameType::Context,
             10 => FrameType::Release,
             11 => FrameType::Clock,
+            12 => FrameType::Stream,
             _ => return Err(WireError::UnknownFrameType(v)),
         })
     }
@@ -90,8 +94,13 @@ impl Header {
                 max: MAX_BODY_LEN,
             });
         }
-        // Only buffers lend memory as fds.
-        if n_fds != 0 && frame_type != FrameType::Buffer || n_fds as usize > MAX_FDS {
+        // Only buffers lend memory as fds; a stream brings its connection.
+        let fds_ok = match frame_type {
+            FrameType::Buffer => n_fds as usize <= MAX_FDS,
+            FrameType::Stream => n_fds == 1,
+            _ => n_fds == 0,
+        };
+        if !fds_ok {
             return Err(WireError::UnexpectedFds);
         }
         Ok(Header {
@@ -239,6 +248,8 @@ pub enum Frame {
     Context(gst::Context),
     Release,
     Clock(ClockInfo),
+    /// The master's end of the connection of a further stream (a unix socket).
+    Stream(OwnedFd),
 }
 
 impl Frame {
@@ -255,6 +266,7 @@ impl Frame {
             Frame::Context(_) => FrameType::Context,
             Frame::Release => FrameType::Release,
             Frame::Clock(_) => FrameType::Clock,
+            Frame::Stream(_) => FrameType::Stream,
         }
     }
 }
@@ -292,7 +304,7 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.u8(to.into_glib() as u8);
             w.bool(*live);
         }
-        Frame::StateLost | Frame::Release => {}
+        Frame::StateLost | Frame::Release | Frame::Stream(_) => {}
         Frame::Context(c) => encode_context(&mut w, c),
         Frame::Clock(c) => {
             w.u8(c.kind as u8);
@@ -329,8 +341,19 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             }
         },
     }
+    if let Frame::Stream(_) = frame {
+        return encode_stream(id);
+    }
     let mut out = w.into_inner();
     finish_header(&mut out, id, frame.frame_type());
+    out
+}
+
+/// A [`Frame::Stream`]: no body; its one fd goes with the frame's first byte.
+pub fn encode_stream(id: u32) -> Vec<u8> {
+    let mut out = vec![0; HEADER_LEN];
+    finish_header(&mut out, id, FrameType::Stream);
+    out[6..8].copy_from_slice(&1u16.to_le_bytes());
     out
 }
 
@@ -634,6 +657,14 @@ where
         }
         FrameType::StateLost => Frame::StateLost,
         FrameType::Release => Frame::Release,
+        FrameType::Stream => {
+            let fd = fds.into_iter().next().ok_or(WireError::UnexpectedFds)?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| WireError::BadMemory(e.to_string()))?;
+            if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_socket() {
+                return Err(WireError::NotASocket);
+            }
+            Frame::Stream(fd)
+        }
         FrameType::Context => Frame::Context(decode_context(&mut r, 1)?),
         FrameType::Clock => {
             let k = r.u8()?;

@@ -69,6 +69,8 @@ pub enum WireError {
     MissingField { what: &'static str, field: String },
     #[error("too many names this process never saw, up to {0:?} (GStreamer keeps each for good)")]
     NewNames(String),
+    #[error("the connection of a stream is not a socket")]
+    NotASocket,
     #[error("a caps event with caps that are not fixed")]
     UnfixedCaps,
 }
