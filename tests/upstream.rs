@@ -334,8 +334,8 @@ fn sandbox(nick: &str) -> gst::glib::Value {
 
 /// What reached the sink behind each stream of a demuxer, keyed by the stream's caps name:
 /// (pts, bytes) of every buffer, and whether EOS came.
-type Streams =
-    Arc<Mutex<std::collections::BTreeMap<String, (Vec<(Option<gst::ClockTime>, Vec<u8>)>, bool)>>>;
+type StreamMap = std::collections::BTreeMap<String, (Vec<(Option<gst::ClockTime>, Vec<u8>)>, bool)>;
+type Streams = Arc<Mutex<StreamMap>>;
 
 /// Links `pad` to a new fakesink in `pipeline` that records into `streams`.
 fn record_stream(pipeline: &gst::Pipeline, pad: &gst::Pad, streams: &Streams) {
@@ -399,11 +399,7 @@ fn watch_streams(pipeline: &gst::Pipeline, demux: &gst::Element) -> Streams {
 
 /// Plays `pipeline` until its `n` streams have ended; what each carried. (Its sinks come and
 /// go as the streams do, so the bin's own EOS is not what to wait for.)
-fn play_streams(
-    pipeline: &gst::Pipeline,
-    streams: &Streams,
-    n: usize,
-) -> std::collections::BTreeMap<String, (Vec<(Option<gst::ClockTime>, Vec<u8>)>, bool)> {
+fn play_streams(pipeline: &gst::Pipeline, streams: &Streams, n: usize) -> StreamMap {
     streams.lock().unwrap().clear();
     pipeline.set_state(gst::State::Playing).unwrap();
     let deadline = std::time::Instant::now() + DEADLINE;
