@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --example ipc-play -- [--video-sink=ELEM] [--audio-sink=ELEM]
 //!                                 [--sandbox=none|default|strict] [--allow=PATHS]
-//!                                 FILE-OR-URI
+//!                                 [--upstream] FILE-OR-URI
 //! ```
 //!
 //! `--allow` is the slaves' `sandbox-allow`: what a display or sound sink needs beyond the
@@ -16,6 +16,11 @@
 //! encoded, goes to an `rsipcpipelinesink` whose `slave-pipeline` decodes and renders it in a
 //! slave process that the sink spawns and sandboxes. A crafted file that breaks a decoder
 //! breaks only that process.
+//!
+//! With `--upstream`, the source and the demuxer leave the master too: an `rsipcupstreamsrc`
+//! runs `urisourcebin ! parsebin` in a sandboxed slave of its own (which may read the file and
+//! nothing else), and each elementary stream it exposes goes on to its decoding slave as
+//! before. Then the master itself parses nothing that came from the file.
 //!
 //! Keys (in the terminal, or in the video window, whose key presses the slave sends up):
 //! space pause/play, ← → seek 5 s, 0 back to the start, + - double or halve the rate,
@@ -32,6 +37,7 @@ struct Options {
     audio_sink: String,
     sandbox: String,
     allow: String,
+    upstream: bool,
     uri: String,
 }
 
@@ -41,6 +47,7 @@ fn options() -> Result<Options, String> {
         audio_sink: "autoaudiosink".into(),
         sandbox: "default".into(),
         allow: String::new(),
+        upstream: false,
         uri: String::new(),
     };
     for a in std::env::args().skip(1) {
@@ -52,6 +59,8 @@ fn options() -> Result<Options, String> {
             o.sandbox = v.into();
         } else if let Some(v) = a.strip_prefix("--allow=") {
             o.allow = v.into();
+        } else if a == "--upstream" {
+            o.upstream = true;
         } else if a.starts_with("--") || !o.uri.is_empty() {
             return Err(format!("unexpected argument {a}"));
         } else if a.contains("://") {
@@ -65,7 +74,7 @@ fn options() -> Result<Options, String> {
     }
     if o.uri.is_empty() {
         return Err("usage: ipc-play [--video-sink=ELEM] [--audio-sink=ELEM] \
-                    [--sandbox=none|default|strict] [--allow=PATHS] FILE-OR-URI"
+                    [--sandbox=none|default|strict] [--allow=PATHS] [--upstream] FILE-OR-URI"
             .into());
     }
     Ok(o)
@@ -83,27 +92,11 @@ fn main() {
     gstrsipcpipeline::plugin_register_static().expect("registering rsipcpipeline");
 
     let pipeline = gst::Pipeline::new();
-    let decodebin = gst::ElementFactory::make("uridecodebin")
-        .property("uri", &opts.uri)
-        .build()
-        .expect("uridecodebin");
-    pipeline.add(&decodebin).unwrap();
-    // Expose each stream instead of plugging its decoder: the decoder goes to a slave.
-    decodebin.connect("autoplug-select", false, |args| {
-        let factory = args[3].get::<gst::ElementFactory>().ok()?;
-        let decoder = factory.klass().contains("Decoder");
-        let result = glib::EnumClass::with_type(glib::Type::from_name("GstAutoplugSelectResult")?)?;
-        // GST_AUTOPLUG_SELECT_EXPOSE, GST_AUTOPLUG_SELECT_TRY.
-        result.to_value(if decoder { 1 } else { 0 })
-    });
-    decodebin.connect_pad_added({
-        let (pipeline, opts) = (pipeline.downgrade(), opts.clone());
-        move |_, pad| {
-            if let Some(pipeline) = pipeline.upgrade() {
-                add_slave(&pipeline, pad, &opts);
-            }
-        }
-    });
+    if opts.upstream {
+        add_upstream_slave(&pipeline, &opts);
+    } else {
+        add_decodebin(&pipeline, &opts);
+    }
 
     let main_loop = glib::MainLoop::new(None, false);
     let bus = pipeline.bus().unwrap();
@@ -132,9 +125,83 @@ fn main() {
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
-/// A sink with its own slave process for the stream of `pad`.
-fn add_slave(pipeline: &gst::Pipeline, pad: &gst::Pad, opts: &Options) {
-    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+/// uridecodebin, stopped before each decoder: each stream, still encoded, goes to a slave.
+fn add_decodebin(pipeline: &gst::Pipeline, opts: &Arc<Options>) {
+    let decodebin = gst::ElementFactory::make("uridecodebin")
+        .property("uri", &opts.uri)
+        .build()
+        .expect("uridecodebin");
+    pipeline.add(&decodebin).unwrap();
+    // Expose each stream instead of plugging its decoder: the decoder goes to a slave.
+    decodebin.connect("autoplug-select", false, |args| {
+        let factory = args[3].get::<gst::ElementFactory>().ok()?;
+        let decoder = factory.klass().contains("Decoder");
+        let result = glib::EnumClass::with_type(glib::Type::from_name("GstAutoplugSelectResult")?)?;
+        // GST_AUTOPLUG_SELECT_EXPOSE, GST_AUTOPLUG_SELECT_TRY.
+        result.to_value(if decoder { 1 } else { 0 })
+    });
+    decodebin.connect_pad_added({
+        let (pipeline, opts) = (pipeline.downgrade(), opts.clone());
+        move |_, pad| {
+            if let Some(pipeline) = pipeline.upgrade() {
+                let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+                add_slave(&pipeline, pad, &caps, &opts);
+            }
+        }
+    });
+}
+
+/// The source and the demuxer in a sandboxed upstream slave: each elementary stream it
+/// exposes goes to a decoding slave, once its caps say what it is.
+fn add_upstream_slave(pipeline: &gst::Pipeline, opts: &Arc<Options>) {
+    // The slave may read the file it plays, and what --allow names.
+    let file = glib::filename_from_uri(&opts.uri)
+        .ok()
+        .map(|(path, _)| path.display().to_string());
+    let allow: Vec<&str> = file
+        .iter()
+        .map(String::as_str)
+        .chain(Some(opts.allow.as_str()).filter(|a| !a.is_empty()))
+        .collect();
+    let upstream = gst::ElementFactory::make("rsipcupstreamsrc")
+        .property(
+            "slave-pipeline",
+            format!("urisourcebin uri={} ! parsebin", opts.uri),
+        )
+        .property_from_str("sandbox", &opts.sandbox)
+        .property("sandbox-allow", allow.join(","))
+        .build()
+        .expect("rsipcupstreamsrc");
+    pipeline.add(&upstream).unwrap();
+    let when_typed = {
+        let (pipeline, opts) = (pipeline.downgrade(), opts.clone());
+        move |pad: &gst::Pad| {
+            let (pipeline, opts) = (pipeline.clone(), opts.clone());
+            pad.add_probe(
+                gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |pad, info| match (&info.data, pipeline.upgrade()) {
+                    (Some(gst::PadProbeData::Event(e)), Some(pipeline)) => match e.view() {
+                        gst::EventView::Caps(c) => {
+                            add_slave(&pipeline, pad, c.caps(), &opts);
+                            gst::PadProbeReturn::Remove
+                        }
+                        _ => gst::PadProbeReturn::Ok,
+                    },
+                    _ => gst::PadProbeReturn::Ok,
+                },
+            );
+        }
+    };
+    when_typed(&upstream.static_pad("src").unwrap());
+    upstream.connect_pad_added(move |_, pad| when_typed(pad));
+    println!(
+        "ipc-play: source and demuxer in an upstream slave ({})",
+        opts.sandbox
+    );
+}
+
+/// A sink with its own slave process for the stream of `pad`, of type `caps`.
+fn add_slave(pipeline: &gst::Pipeline, pad: &gst::Pad, caps: &gst::CapsRef, opts: &Options) {
     let kind = caps
         .structure(0)
         .map_or("unknown", |s| s.name().as_str())

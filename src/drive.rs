@@ -80,6 +80,13 @@ impl Drive {
         }
     }
 
+    /// [`Drive::announce_clock`] on the main link, whichever stream's buffer prompts it.
+    pub fn sample_clock(&self, element: &gst::Element) {
+        if let Some(link) = self.link.get() {
+            self.announce_clock(element, &link, false);
+        }
+    }
+
     /// Our part of a state change, with the element's own (`parent`), in the order a bin
     /// holding both would take them, downstream first: the slave, then the element for a
     /// slave downstream; the element (its pad active, its task running), then the slave for

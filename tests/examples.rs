@@ -63,11 +63,19 @@ fn movie(seconds: u32) -> tempfile::NamedTempFile {
 
 /// ipc-play with sinks that sync, its output lines arriving on a channel.
 fn ipc_play(file: &std::path::Path) -> (std::process::Child, mpsc::Receiver<String>) {
+    ipc_play_with(&[], file)
+}
+
+fn ipc_play_with(
+    options: &[&str],
+    file: &std::path::Path,
+) -> (std::process::Child, mpsc::Receiver<String>) {
     let mut child = example("ipc-play")
         .args([
             "--video-sink=fakesink sync=true",
             "--audio-sink=fakesink sync=true",
         ])
+        .args(options)
         .arg(file)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -111,6 +119,31 @@ fn ipc_play_decodes_each_stream_in_its_own_process_in_real_time() {
     // Rendering 2 s of media against the clock cannot take less.
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(1900), "played in {took:?}");
+}
+
+/// `--upstream`: the file is read and demuxed in a strict sandbox of its own, and each
+/// stream is decoded in a slave of its own: four processes, in real time, to EOS; seeks
+/// reach the demuxer in the upstream slave.
+#[test]
+fn ipc_play_upstream_reads_and_demuxes_in_a_slave_of_its_own() {
+    let file = movie(3);
+    let started = Instant::now();
+    let (mut child, rx) = ipc_play_with(&["--upstream", "--sandbox=strict"], file.path());
+    expect_line(&rx, "source and demuxer in an upstream slave (strict)");
+    let video = expect_line(&rx, "video/x-vp8 decoded in slave process");
+    let audio = expect_line(&rx, "audio/x-vorbis decoded in slave process");
+    assert_ne!(pid_in(&video), pid_in(&audio));
+    // The master's children: the upstream slave and the two decoding slaves.
+    let slaves = slaves_of(child.id());
+    assert_eq!(slaves.len(), 3, "{slaves:?}");
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"\x1b[C").unwrap();
+    expect_line(&rx, "ipc-play: seek to");
+    expect_line(&rx, "end of stream");
+    assert!(child.wait().unwrap().success());
+    // A seek of 5 s in a 3 s file ends it at once; the first second plays against the clock.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500), "played in {took:?}");
 }
 
 fn pid_in(line: &str) -> u32 {

@@ -300,12 +300,13 @@ impl IpcUpstreamSrc {
     }
 }
 
-/// A clock the slave cannot read is sampled for it now and then, as a stream flows.
+/// A clock the slave cannot read is sampled for it now and then, as a stream flows (on the
+/// main connection, whichever stream flows).
 fn clock_sampler(drive: &Arc<Drive>, pad: &gst::Pad) -> crate::replay::BeforeBuffer {
     let (drive, pad) = (drive.clone(), pad.downgrade());
-    Box::new(move |link: &Link| {
+    Box::new(move |_: &Link| {
         if let Some(element) = pad.upgrade().and_then(|p| p.parent_element()) {
-            drive.announce_clock(&element, link, false);
+            drive.sample_clock(&element);
         }
     })
 }
