@@ -410,3 +410,46 @@ fn events_out_of_order() {
     assert!(text.contains("out of order: Segment after EOS"), "{text}");
     master.finish(None);
 }
+
+/// An upstream slave that gives its master a connection for a further stream that is no
+/// socket, or more further streams than any file has: one ERROR each.
+#[test]
+fn further_streams_that_are_no_socket_or_too_many() {
+    init();
+    let upstream_hello = || {
+        wire::encode(
+            0,
+            &Frame::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                role: Role::UpstreamSender,
+                features: wire::features::FD_MEMORY,
+            }),
+        )
+    };
+    let run = |fds: Vec<OwnedFd>| -> String {
+        let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+        write_all(&peer, &upstream_hello());
+        for (i, fd) in fds.iter().enumerate() {
+            use std::os::fd::AsFd;
+            let _ = send_all(&peer, &wire::encode_stream(i as u32 + 1), &[fd.as_fd()]);
+        }
+        let pipeline = pipeline("rsipcupstreamsrc name=up ack-time=2000000 ! fakesink");
+        let up = pipeline.by_name("up").unwrap();
+        up.set_property("fdin", ours.as_raw_fd());
+        up.set_property("fdout", ours.as_raw_fd());
+        let _ = pipeline.set_state(gst::State::Ready);
+        let text = wait_error_from(&pipeline, "up", DEADLINE).error.to_string();
+        null_at_once(&pipeline, Duration::from_secs(2));
+        drop(peer);
+        text
+    };
+    let memfd = rustix::fs::memfd_create("not-a-socket", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    let text = run(vec![memfd]);
+    assert!(text.contains("not a socket"), "{text}");
+    // Their other ends stay open: each is a working connection.
+    let (sockets, _others): (Vec<OwnedFd>, Vec<OwnedFd>) = (0..40)
+        .map(|_| gstrsipcpipeline::launcher::socketpair().unwrap())
+        .unzip();
+    let text = run(sockets);
+    assert!(text.contains("more than 32 further streams"), "{text}");
+}

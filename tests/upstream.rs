@@ -467,3 +467,37 @@ fn a_demuxer_with_two_streams() {
         );
     }
 }
+
+/// Each time the master goes to PLAYING, the upstream slave gets there on the same system
+/// clock with the master's base time: its live source stamps buffers in the master's running
+/// time.
+#[test]
+fn the_upstream_slave_runs_on_the_masters_clock() {
+    init();
+    let slave = Slave::spawn_upstream(
+        "audiotestsrc is-live=true samplesperbuffer=441 ! audio/x-raw,rate=44100",
+    );
+    let pipeline = pipeline("rsipcupstreamsrc name=up ! fakesink name=out sync=true");
+    slave.attach(&pipeline.by_name("up").unwrap());
+    let playing = || -> Vec<String> {
+        slave
+            .pipeline_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("playing "))
+            .collect()
+    };
+    for round in 1..=3 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        wait_state(&pipeline, gst::State::Playing);
+        let base_time = pipeline.base_time().unwrap().nseconds();
+        wait_until("the slave playing again", || playing().len() >= round);
+        assert_eq!(
+            playing()[round - 1],
+            format!("playing base-time={base_time} clock=GstSystemClock"),
+            "round {round}"
+        );
+        pipeline.set_state(gst::State::Paused).unwrap();
+        wait_state(&pipeline, gst::State::Paused);
+    }
+    assert!(stop(pipeline, slave).success());
+}
