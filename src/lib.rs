@@ -4,6 +4,7 @@
 
 pub mod channel;
 mod clock;
+mod crash;
 mod drive;
 pub mod dump;
 mod follow;

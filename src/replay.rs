@@ -24,11 +24,24 @@ const MAX_HELD_FLOWS: usize = 32;
 const MAX_QUEUED_ITEMS: usize = 2048;
 const MAX_QUEUED_BYTES: usize = crate::wire::MAX_BODY_LEN + (16 << 20);
 
+/// Which request of which connection an item answers: a slave restarted behind us must not
+/// get the answers meant for its predecessor.
+struct Origin {
+    link: Arc<Link>,
+    id: u32,
+}
+
+impl Origin {
+    fn reply(&self, reply: Reply) {
+        let _ = self.link.channel.reply(self.id, reply);
+    }
+}
+
 /// What the peer sent that must be pushed in stream order by the streaming thread.
 enum Item {
-    Buffer(u32, gst::Buffer),
-    Event(u32, gst::Event),
-    Query(u32, gst::Query),
+    Buffer(Origin, gst::Buffer),
+    Event(Origin, gst::Event),
+    Query(Origin, gst::Query),
 }
 
 impl Item {
@@ -49,7 +62,7 @@ impl Item {
 
     fn id(&self) -> u32 {
         match self {
-            Item::Buffer(id, _) | Item::Event(id, _) | Item::Query(id, _) => *id,
+            Item::Buffer(o, _) | Item::Event(o, _) | Item::Query(o, _) => o.id,
         }
     }
 }
@@ -103,11 +116,13 @@ pub struct Replay {
     queue: Mutex<Queue>,
     queue_cond: Condvar,
     /// Flow returns of pushed buffers not sent yet: see [`Replay::answer_flows`].
-    flows: Mutex<Vec<(u32, Reply)>>,
+    flows: Mutex<Vec<(Origin, Reply)>>,
     /// The pad has had stream-start and segment since the last event: see
     /// [`Replay::stream_ready`].
     stream_ready: AtomicBool,
     before_buffer: Option<BeforeBuffer>,
+    /// Buffers pushed so far, signalled after each: see [`Replay::wait_for_buffer`].
+    pushed: (Mutex<u64>, Condvar),
 }
 
 impl Replay {
@@ -134,13 +149,8 @@ impl Replay {
             flows: Mutex::new(Vec::new()),
             stream_ready: AtomicBool::new(false),
             before_buffer,
+            pushed: Default::default(),
         })
-    }
-
-    fn reply(&self, id: u32, reply: Reply) {
-        if let Some(link) = self.link.get() {
-            let _ = link.channel.reply(id, reply);
-        }
     }
 
     /// Handles what the peer sends for our pad: buffers, downstream events and queries. Any
@@ -152,8 +162,12 @@ impl Replay {
         frame: Frame,
     ) -> Result<Option<Frame>, ChannelError> {
         let this = self.clone();
+        let origin = Origin {
+            link: link.clone(),
+            id,
+        };
         match frame {
-            Frame::Buffer(buffer) => self.enqueue_for_peer(Item::Buffer(id, buffer))?,
+            Frame::Buffer(buffer) => self.enqueue_for_peer(Item::Buffer(origin, buffer))?,
             Frame::Event {
                 target: Target::Pad,
                 event,
@@ -170,33 +184,33 @@ impl Replay {
                 gst::EventType::FlushStart => link.events.push_for_peer(move || {
                     this.flush_queue();
                     let ok = this.srcpad.push_event(event);
-                    this.reply(id, Reply::Bool(ok));
+                    origin.reply(Reply::Bool(ok));
                 })?,
                 gst::EventType::FlushStop => link.events.push_for_peer(move || {
                     if this.srcpad.is_active() {
                         this.unflush();
-                        this.enqueue(Item::Event(id, event), true);
+                        this.enqueue(Item::Event(origin, event), true);
                         let _ = this.start_task();
                     } else {
-                        this.reply(id, Reply::Bool(false));
+                        origin.reply(Reply::Bool(false));
                     }
                 })?,
-                _ if event.is_serialized() => self.enqueue_for_peer(Item::Event(id, event))?,
+                _ if event.is_serialized() => self.enqueue_for_peer(Item::Event(origin, event))?,
                 _ => link.events.push_for_peer(move || {
                     let ok = this.srcpad.push_event(event);
-                    this.reply(id, Reply::Bool(ok));
+                    origin.reply(Reply::Bool(ok));
                 })?,
             },
             Frame::Query {
                 target: Target::Pad,
                 query,
-            } if query.is_serialized() => self.enqueue_for_peer(Item::Query(id, query))?,
+            } if query.is_serialized() => self.enqueue_for_peer(Item::Query(origin, query))?,
             Frame::Query {
                 target: Target::Pad,
                 mut query,
             } => link.queries.spawn("rsipc-query", move || {
                 let ok = this.srcpad.peer_query(query.make_mut());
-                this.reply(id, query_reply(ok, &query));
+                origin.reply(query_reply(ok, &query));
             })?,
             other => return Ok(Some(other)),
         }
@@ -206,9 +220,9 @@ impl Replay {
     /// Answers an item that will not be pushed.
     fn refuse(&self, item: Item, flow: gst::FlowError) {
         match item {
-            Item::Buffer(id, _) => self.reply(id, Reply::Flow(flow.into())),
-            Item::Event(id, _) => self.reply(id, Reply::Bool(false)),
-            Item::Query(id, q) => self.reply(id, query_reply(false, &q)),
+            Item::Buffer(o, _) => o.reply(Reply::Flow(flow.into())),
+            Item::Event(o, _) => o.reply(Reply::Bool(false)),
+            Item::Query(o, q) => o.reply(query_reply(false, &q)),
         }
     }
 
@@ -350,13 +364,13 @@ impl Replay {
         };
         gst::log!(self.cat, obj = self.srcpad, "pushing item {}", item.id());
         match item {
-            Item::Buffer(id, buffer) => {
+            Item::Buffer(origin, buffer) => {
                 if !self.stream_ready() {
                     self.stream_error(format!(
                         "The {} sent a buffer before stream-start and segment",
                         self.peer
                     ));
-                    self.reply(id, Reply::Flow(gst::FlowReturn::Error));
+                    origin.reply(Reply::Flow(gst::FlowReturn::Error));
                     return;
                 }
                 if let Some(before) = &self.before_buffer
@@ -365,6 +379,8 @@ impl Replay {
                     before(&link);
                 }
                 let flow = self.srcpad.push(buffer);
+                *self.pushed.0.lock().unwrap() += 1;
+                self.pushed.1.notify_all();
                 if let Err(e) = flow {
                     gst::debug!(self.cat, obj = self.srcpad, "downstream returned {e:?}");
                     let mut q = self.queue.lock().unwrap();
@@ -373,28 +389,28 @@ impl Replay {
                     }
                 }
                 let mut flows = self.flows.lock().unwrap();
-                flows.push((id, Reply::Flow(flow.into())));
+                flows.push((origin, Reply::Flow(flow.into())));
                 if flows.len() >= MAX_HELD_FLOWS {
                     drop(flows);
                     self.answer_flows();
                 }
             }
-            Item::Event(id, event) => {
+            Item::Event(origin, event) => {
                 // The answers for the buffers before it go first.
                 self.answer_flows();
                 self.stream_ready.store(false, Ordering::Relaxed);
                 if let Some(why) = misordered(&self.srcpad, &event) {
                     self.stream_error(format!("The {} sent events out of order: {why}", self.peer));
-                    self.reply(id, Reply::Bool(false));
+                    origin.reply(Reply::Bool(false));
                     return;
                 }
                 let ok = self.srcpad.push_event(event);
-                self.reply(id, Reply::Bool(ok));
+                origin.reply(Reply::Bool(ok));
             }
-            Item::Query(id, mut query) => {
+            Item::Query(origin, mut query) => {
                 self.answer_flows();
                 let ok = self.srcpad.peer_query(query.make_mut());
-                self.reply(id, query_reply(ok, &query));
+                origin.reply(query_reply(ok, &query));
             }
         }
     }
@@ -404,12 +420,35 @@ impl Replay {
     /// else): one syscall for a run of buffers instead of one each.
     pub fn answer_flows(&self) {
         let flows = std::mem::take(&mut *self.flows.lock().unwrap());
-        if flows.is_empty() {
-            return;
+        // One write per run of answers to one connection (almost always the only run).
+        let mut flows = flows.into_iter().peekable();
+        while let Some((first, reply)) = flows.next() {
+            let mut run = vec![(first.id, reply)];
+            while let Some((o, _)) = flows.peek()
+                && Arc::ptr_eq(&o.link, &first.link)
+            {
+                let (o, r) = flows.next().unwrap();
+                run.push((o.id, r));
+            }
+            let _ = first.link.channel.replies(run);
         }
-        if let Some(link) = self.link.get() {
-            let _ = link.channel.replies(flows);
-        }
+    }
+
+    /// Buffers pushed so far.
+    pub fn buffers_pushed(&self) -> u64 {
+        *self.pushed.0.lock().unwrap()
+    }
+
+    /// Waits until more than `count` buffers have been pushed, at most `timeout`: whether
+    /// they were.
+    pub fn wait_for_buffer(&self, count: u64, timeout: std::time::Duration) -> bool {
+        let guard = self.pushed.0.lock().unwrap();
+        let (guard, _) = self
+            .pushed
+            .1
+            .wait_timeout_while(guard, timeout, |n| *n <= count)
+            .unwrap();
+        *guard > count
     }
 
     /// Sends an event from downstream to the peer; its answer, or why there is none.

@@ -501,3 +501,116 @@ fn the_upstream_slave_runs_on_the_masters_clock() {
     }
     assert!(stop(pipeline, slave).success());
 }
+
+/// `on-slave-crash=restart`, a live upstream slave killed: the master stays PLAYING, says
+/// what happened in a WARNING, and frames come again from a new slave.
+#[test]
+fn a_killed_live_upstream_slave_is_restarted() {
+    init();
+    let (pipeline, up) = upstream_master(
+        "videotestsrc is-live=true ! video/x-raw,width=16,height=16,framerate=50/1",
+        "fakesink name=out sync=true",
+    );
+    up.set_property_from_str("on-slave-crash", "restart");
+    let received = record(&pipeline);
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_until("frames", || received.lock().unwrap().0.len() >= 10);
+    let first = slave_pid(&up);
+    kill(first);
+    let text = wait_warning(&pipeline);
+    assert!(
+        text.contains(&format!(
+            "slave process {first} killed by signal 9 (SIGKILL)"
+        )) && text.contains("starting it again (1 of at most 3"),
+        "{text}"
+    );
+    let before = received.lock().unwrap().0.len();
+    wait_until("frames from the new slave", || {
+        received.lock().unwrap().0.len() >= before + 10
+    });
+    let second = slave_pid(&up);
+    assert_ne!(first, second);
+    assert_eq!(pipeline.state(gst::ClockTime::ZERO).1, gst::State::Playing);
+    null_at_once(&pipeline, Duration::from_secs(2));
+    drop(up);
+    reaped(first);
+    reaped(second);
+}
+
+/// `on-slave-crash=restart`, a slave demuxing a file killed mid-stream: the new one resumes
+/// where the stream is by then (a flushing seek to the master's position), every frame from
+/// there to the end of the file comes, and the stream ends as it would have.
+#[test]
+fn a_killed_upstream_slave_resumes_where_the_stream_was() {
+    init();
+    let file = make_file(
+        ".mkv",
+        "videotestsrc num-buffers=90 ! video/x-raw,width=64,height=48,framerate=30/1 ! \
+         jpegenc ! matroskamux ! filesink location={location}",
+    );
+    let location = file.path().display().to_string();
+    let (pipeline, up) = upstream_master(
+        &format!("filesrc location={location} ! matroskademux"),
+        "jpegdec ! fakesink name=out sync=true",
+    );
+    up.set_property("sandbox-allow", location.as_str());
+    up.set_property_from_str("on-slave-crash", "restart");
+    // The frames' timestamps, in milliseconds (Matroska's), and None for each flush.
+    let seen: Arc<Mutex<Vec<Option<u64>>>> = Arc::default();
+    let s = seen.clone();
+    let pad = pipeline.by_name("out").unwrap().static_pad("sink").unwrap();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_FLUSH,
+        move |_, info| {
+            s.lock().unwrap().push(match &info.data {
+                Some(gst::PadProbeData::Buffer(b)) => b.pts().map(|t| t.mseconds()),
+                _ => None,
+            });
+            gst::PadProbeReturn::Ok
+        },
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_until("a second of frames", || seen.lock().unwrap().len() >= 30);
+    let killed_at = seen.lock().unwrap().last().copied().flatten().unwrap();
+    kill(slave_pid(&up));
+    wait_warning(&pipeline);
+    wait_eos(&pipeline);
+    null_at_once(&pipeline, Duration::from_secs(2));
+    let seen = seen.lock().unwrap();
+    let flush = seen
+        .iter()
+        .rposition(Option::is_none)
+        .unwrap_or_else(|| panic!("no flush: {seen:?}"));
+    let resumed: Vec<u64> = seen[flush..].iter().flatten().copied().collect();
+    let from = resumed[0];
+    // Where the stream was: not back at the start of the file.
+    assert!(
+        from + 300 >= killed_at,
+        "resumed at {from} ms, killed at {killed_at} ms"
+    );
+    let expected: Vec<u64> = (0..90u64)
+        .map(|i| i * 1000 / 30)
+        .filter(|t| *t + 1 >= from)
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .all(|t| resumed.iter().any(|r| r.abs_diff(*t) <= 1)),
+        "resumed at {from} ms: {resumed:?}"
+    );
+    assert!(
+        resumed.last().unwrap().abs_diff(2967) <= 1,
+        "the last frame: {resumed:?}"
+    );
+}
+
+fn wait_warning(pipeline: &gst::Pipeline) -> String {
+    let msg = wait_for(pipeline, DEADLINE, |m| {
+        m.type_() == gst::MessageType::Warning
+    })
+    .expect("a WARNING");
+    let gst::MessageView::Warning(w) = msg.view() else {
+        unreachable!()
+    };
+    w.error().message().to_string()
+}

@@ -9,6 +9,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
+use crate::crash::Crash;
 use crate::drive::{Drive, Part};
 use crate::link::{Link, LinkSlot};
 use crate::relay::{DEFAULT_WINDOW, Relay};
@@ -18,7 +19,6 @@ use crate::wire::{Frame, Reply, Role};
 
 #[path = "restart.rs"]
 mod restart;
-use restart::CrashPolicy;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -43,30 +43,12 @@ pub struct IpcPipelineSink {
     error_posted: AtomicBool,
     /// The slave process we start for `slave-pipeline`, and how.
     process: SlaveProcess,
-    /// The `on-slave-crash` and `max-restarts` properties.
-    crash: Mutex<CrashSettings>,
-    /// Recent restarts of that process, for `max-restarts`.
-    restarts: Mutex<restart::Restarts>,
+    /// `on-slave-crash`, `max-restarts` and the recent restarts.
+    crash: Crash,
     /// Held while a dead slave is replaced, so that one thread does it.
     restart_lock: Mutex<()>,
     /// Set by a restart: delta units are dropped until a keyframe.
     wait_keyframe: AtomicBool,
-    /// A restart is under way: the failures of the new slave are its business.
-    restarting: AtomicBool,
-}
-
-struct CrashSettings {
-    on_crash: CrashPolicy,
-    max_restarts: u32,
-}
-
-impl Default for CrashSettings {
-    fn default() -> Self {
-        CrashSettings {
-            on_crash: CrashPolicy::default(),
-            max_restarts: restart::DEFAULT_MAX_RESTARTS,
-        }
-    }
 }
 
 impl IpcPipelineSink {
@@ -95,7 +77,7 @@ impl IpcPipelineSink {
                     gst::ResourceError::Read,
                     (
                         "Lost the slave pipeline: {ended}{}",
-                        self.restarts_spent_note()
+                        self.crash.spent_note()
                     ),
                     ["{err}"]
                 ),
@@ -361,10 +343,8 @@ impl ObjectSubclass for IpcPipelineSink {
             error_posted: AtomicBool::new(false),
             process: Default::default(),
             crash: Default::default(),
-            restarts: Default::default(),
             restart_lock: Default::default(),
             wait_keyframe: AtomicBool::new(false),
-            restarting: AtomicBool::new(false),
         }
     }
 }
@@ -389,28 +369,9 @@ impl ObjectImpl for IpcPipelineSink {
             p.extend(SlaveProcess::properties(
                 "the part downstream of this sink, from its first element",
             ));
-            p.push(
-                glib::ParamSpecEnum::builder::<CrashPolicy>("on-slave-crash")
-                    .nick("On slave crash")
-                    .blurb(
-                        "What to do when the slave process of slave-pipeline dies: post an \
-                         error, or start it again and carry on from the next buffer (the next \
-                         keyframe), with a warning",
-                    )
-                    .mutable_playing()
-                    .build(),
-            );
-            p.push(
-                glib::ParamSpecUInt::builder("max-restarts")
-                    .nick("Max restarts")
-                    .blurb(
-                        "With on-slave-crash=restart, restarts allowed in any minute; one more \
-                         crash is an error",
-                    )
-                    .default_value(restart::DEFAULT_MAX_RESTARTS)
-                    .mutable_playing()
-                    .build(),
-            );
+            p.extend(Crash::properties(
+                "from the next buffer (the next keyframe)",
+            ));
             p
         });
         PROPERTIES.as_ref()
@@ -428,8 +389,7 @@ impl ObjectImpl for IpcPipelineSink {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         match pspec.name() {
             "window" => self.relay.set_window(value.get().unwrap()),
-            "on-slave-crash" => self.crash.lock().unwrap().on_crash = value.get().unwrap(),
-            "max-restarts" => self.crash.lock().unwrap().max_restarts = value.get().unwrap(),
+            name if self.crash.set_property(name, value) => {}
             name if self.process.set_property(name, value) => {}
             name => {
                 self.settings.lock().unwrap().set(name, value);
@@ -440,11 +400,10 @@ impl ObjectImpl for IpcPipelineSink {
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
             "window" => self.relay.window().to_value(),
-            "on-slave-crash" => self.crash.lock().unwrap().on_crash.to_value(),
-            "max-restarts" => self.crash.lock().unwrap().max_restarts.to_value(),
             name => self
-                .process
+                .crash
                 .property(name)
+                .or_else(|| self.process.property(name))
                 .or_else(|| self.settings.lock().unwrap().get(name))
                 .unwrap(),
         }

@@ -4,95 +4,24 @@
 //! resumes with the next buffer (the next keyframe of a delta-coded stream), and the master
 //! pipeline stays where it is. At most `max-restarts` in any minute; then it is an error.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::{CAT, IpcPipelineSink};
 use crate::channel::ChannelError;
+use crate::crash::CrashPolicy;
 use crate::link::Link;
 use crate::spawned;
 use crate::wire::{Frame, Target};
 
-/// What to do when the slave process we started dies.
-#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstRsIpcPipelineCrashPolicy")]
-pub enum CrashPolicy {
-    #[default]
-    #[enum_value(name = "Post one ERROR that says how the slave ended", nick = "error")]
-    Error,
-    #[enum_value(
-        name = "Start the slave again and carry on, with a WARNING",
-        nick = "restart"
-    )]
-    Restart,
-}
-
-pub const DEFAULT_MAX_RESTARTS: u32 = 3;
-/// `max-restarts` counts the restarts in this window.
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
-
-#[derive(Default)]
-pub struct Restarts {
-    /// When the recent restarts happened.
-    times: VecDeque<Instant>,
-}
-
-impl Restarts {
-    /// Counts one more, if the budget allows it; the number it is in the window.
-    fn take(&mut self, max: u32) -> Option<usize> {
-        let now = Instant::now();
-        while self
-            .times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= RESTART_WINDOW)
-        {
-            self.times.pop_front();
-        }
-        if self.times.len() >= max as usize {
-            return None;
-        }
-        self.times.push_back(now);
-        Some(self.times.len())
-    }
-
-    fn spent(&self, max: u32) -> bool {
-        let now = Instant::now();
-        self.times
-            .iter()
-            .filter(|t| now.duration_since(**t) < RESTART_WINDOW)
-            .count()
-            >= max as usize
-    }
-}
-
 impl IpcPipelineSink {
     /// Whether a broken connection will be mended by a restart rather than reported.
     pub(super) fn will_restart(&self) -> bool {
-        let (policy, max) = {
-            let s = self.crash.lock().unwrap();
-            (s.on_crash, s.max_restarts)
-        };
-        self.restarting.load(Ordering::SeqCst)
-            || policy == CrashPolicy::Restart
-                && self.process.current().is_some()
-                && !self.restarts.lock().unwrap().spent(max)
-    }
-
-    /// What an ERROR about a dead slave adds when restarts were allowed: they ran out.
-    pub(super) fn restarts_spent_note(&self) -> String {
-        let s = self.crash.lock().unwrap();
-        if s.on_crash == CrashPolicy::Restart {
-            format!(", after {} restarts in a minute", s.max_restarts)
-        } else {
-            String::new()
-        }
+        self.crash.will_restart(self.process.current().is_some())
     }
 
     /// The link to send on: the current one, or, if it broke and the slave is ours to
@@ -127,27 +56,18 @@ impl IpcPipelineSink {
         {
             return Some(l);
         }
-        let (policy, max) = {
-            let s = self.crash.lock().unwrap();
-            (s.on_crash, s.max_restarts)
-        };
         let target = self.obj().current_state();
-        if policy != CrashPolicy::Restart || target < gst::State::Ready {
+        if self.crash.policy() != CrashPolicy::Restart || target < gst::State::Ready {
             return None;
         }
         // A new slave that fails on the way is not an error yet: see post_link_error.
-        self.restarting.store(true, Ordering::SeqCst);
-        let link = self.replace_slave(cause, target, max);
-        self.restarting.store(false, Ordering::SeqCst);
+        self.crash.restarting.store(true, Ordering::SeqCst);
+        let link = self.replace_slave(cause, target);
+        self.crash.restarting.store(false, Ordering::SeqCst);
         link
     }
 
-    fn replace_slave(
-        &self,
-        cause: &ChannelError,
-        target: gst::State,
-        max: u32,
-    ) -> Option<Arc<Link>> {
+    fn replace_slave(&self, cause: &ChannelError, target: gst::State) -> Option<Arc<Link>> {
         loop {
             let old = self.process.current()?;
             // A slave that hangs or breaks the protocol is ended before it is replaced.
@@ -156,7 +76,7 @@ impl IpcPipelineSink {
                 .or_else(|| old.kill())
                 .map(spawned::describe_exit)
                 .unwrap_or_else(|| "stopped answering".into());
-            let Some(n) = self.restarts.lock().unwrap().take(max) else {
+            let Some((n, max)) = self.crash.take() else {
                 // Reported by the caller, as a crash without restarts is.
                 return None;
             };

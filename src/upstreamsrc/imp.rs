@@ -10,12 +10,16 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
+use crate::crash::Crash;
 use crate::drive::{Drive, Part};
 use crate::link::{Link, LinkSlot, StreamLink};
 use crate::replay::Replay;
 use crate::settings::{self, Settings};
 use crate::spawned::SlaveProcess;
 use crate::wire::{Frame, Role};
+
+#[path = "restart.rs"]
+mod restart;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -42,6 +46,8 @@ pub struct IpcUpstreamSrc {
     error_posted: AtomicBool,
     /// The slave process we start for `slave-pipeline`, and how.
     process: SlaveProcess,
+    /// `on-slave-crash`, `max-restarts` and the recent restarts.
+    crash: Crash,
     /// The further streams of the slave, each a src pad of ours with a connection of its own.
     extras: Mutex<Vec<Extra>>,
     /// Our pads push (from READY to PAUSED until back in READY): a further stream's too.
@@ -90,6 +96,7 @@ impl Handler for ExtraHandler {
 impl IpcUpstreamSrc {
     fn post_link_error(&self, err: &ChannelError) {
         if matches!(err, ChannelError::Disconnected | ChannelError::Flushing)
+            || self.crash.restarting.load(Ordering::SeqCst)
             || self.error_posted.swap(true, Ordering::SeqCst)
         {
             return;
@@ -104,7 +111,10 @@ impl IpcUpstreamSrc {
             (_, Some(ended)) => gst::element_imp_error!(
                 self,
                 gst::ResourceError::Read,
-                ("Lost the slave pipeline: {ended}"),
+                (
+                    "Lost the slave pipeline: {ended}{}",
+                    self.crash.spent_note()
+                ),
                 ["{err}"]
             ),
             (_, None) => gst::element_imp_error!(
@@ -361,6 +371,12 @@ impl Handler for UpstreamSrcHandler {
             let _parent = element.parent();
             let imp = element.imp();
             imp.replay.flush_queue();
+            if imp.will_restart(&error) {
+                // Not on this lane: replacing the slave takes its link, and this lane, down.
+                let element = element.clone();
+                std::thread::spawn(move || element.imp().restart_slave(&error));
+                return;
+            }
             imp.post_link_error(&error)
         });
     }
@@ -388,6 +404,7 @@ impl ObjectSubclass for IpcUpstreamSrc {
             settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
             error_posted: AtomicBool::new(false),
             process: Default::default(),
+            crash: Default::default(),
         }
     }
 }
@@ -399,6 +416,9 @@ impl ObjectImpl for IpcUpstreamSrc {
             p.extend(SlaveProcess::properties(
                 "the part upstream of this source, up to its last element, which is linked \
                  to an rsipcupstreamsink",
+            ));
+            p.extend(Crash::properties(
+                "where its stream was (a live one from now)",
             ));
             p
         });
@@ -415,14 +435,16 @@ impl ObjectImpl for IpcUpstreamSrc {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        if !self.process.set_property(pspec.name(), value) {
-            self.settings.lock().unwrap().set(pspec.name(), value);
+        let name = pspec.name();
+        if !self.process.set_property(name, value) && !self.crash.set_property(name, value) {
+            self.settings.lock().unwrap().set(name, value);
         }
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         self.process
             .property(pspec.name())
+            .or_else(|| self.crash.property(pspec.name()))
             .or_else(|| self.settings.lock().unwrap().get(pspec.name()))
             .unwrap()
     }
