@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use gst::glib;
 use gst::prelude::*;
 
+use crate::channel::ChannelError;
+use crate::spawned::{self, SpawnedSlave};
+
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstRsIpcPipelineCrashPolicy")]
@@ -121,6 +124,35 @@ impl Crash {
         }
         times.push_back(now);
         Some((times.len(), max))
+    }
+
+    /// Ends `old` if it still runs (it hangs, or broke the protocol), counts its restart
+    /// against the budget and says so in a WARNING from `element`: false when the budget is
+    /// spent (the caller then reports the crash, as without restarts).
+    pub fn begin_restart(
+        &self,
+        element: &gst::Element,
+        old: &SpawnedSlave,
+        cause: &ChannelError,
+    ) -> bool {
+        let how = old
+            .exit_status(Duration::from_millis(500))
+            .or_else(|| old.kill())
+            .map(spawned::describe_exit)
+            .unwrap_or_else(|| "stopped answering".into());
+        let Some((n, max)) = self.take() else {
+            return false;
+        };
+        gst::element_warning!(
+            element,
+            gst::ResourceError::Read,
+            (
+                "The slave process {} {how}: starting it again ({n} of at most {max} in a minute)",
+                old.pid
+            ),
+            ["{cause}"]
+        );
+        true
     }
 
     fn spent(&self, max: u32) -> bool {

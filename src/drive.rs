@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use gst::prelude::*;
 
-use crate::channel::ChannelError;
+use crate::channel::{ChannelError, Handler};
 use crate::clock;
-use crate::link::{Link, LinkSlot, apply_query_reply};
+use crate::link::{Link, LinkSlot};
+use crate::settings::Settings;
+use crate::spawned::SlaveProcess;
 use crate::state_lock::StateLock;
-use crate::wire::{Frame, RemoteMessage, Reply, Target, stays_local};
+use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
 
 /// Where a message from the slave says which slave element posted it.
 pub const ORIGIN_FIELD: &str = "ipc-origin";
@@ -35,6 +37,34 @@ pub enum Part {
 
 /// Reports a broken link (the element knows how its slave ended, and whether it restarts).
 pub type Report<'a> = &'a dyn Fn(&ChannelError);
+
+/// The ERROR for a link to the slave that broke: no answer in time, how the slave process of
+/// ours ended (with `note`, what restarts there were), or what broke.
+pub fn link_error(err: &ChannelError, process: &SlaveProcess, note: &str) -> gst::ErrorMessage {
+    let debug = err.to_string();
+    let (kind, text) = match (err, process.ending()) {
+        (ChannelError::Timeout(_), _) => (
+            gst::ResourceError::Write,
+            "No answer from the slave pipeline".to_string(),
+        ),
+        (_, Some(ended)) => (
+            gst::ResourceError::Read,
+            format!("Lost the slave pipeline: {ended}{note}"),
+        ),
+        (_, None) => (
+            gst::ResourceError::Read,
+            format!("Lost the connection to the slave pipeline: {err}"),
+        ),
+    };
+    gst::ErrorMessage::new(
+        &kind,
+        Some(&text),
+        Some(&debug),
+        file!(),
+        "link_error",
+        line!(),
+    )
+}
 
 pub struct Drive {
     /// The debug category of the element this works for.
@@ -66,9 +96,44 @@ impl Drive {
         })
     }
 
-    /// A new slave knows nothing of our clock yet.
-    pub fn connected(&self) {
+    /// Connects to the slave: the one `process` starts when `slave-pipeline` is set
+    /// (`upstream`: the part upstream of us), else the one on the `settings`' fds; then waits
+    /// for its greeting. A new slave knows nothing of our clock yet.
+    pub fn connect(
+        &self,
+        element: &gst::Element,
+        process: &SlaveProcess,
+        settings: &Mutex<Settings>,
+        role: Role,
+        handler: impl FnOnce() -> Arc<dyn Handler>,
+    ) -> Result<(), gst::ErrorMessage> {
+        if let Some(fd) = process.start(element, self.part == Part::Upstream)? {
+            let mut s = settings.lock().unwrap();
+            s.fdin = fd;
+            s.fdout = fd;
+        }
+        let settings = settings.lock().unwrap().clone();
+        if settings.fdin < 0 || settings.fdout < 0 {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("fdin and fdout must be set before the element leaves the NULL state")
+            ));
+        }
         self.clock.forget();
+        self.link
+            .connect(&settings, role, &element.name(), handler)
+            .and_then(|link| {
+                link.channel.wait_hello()?;
+                // The peer may have broken the protocol right after its greeting.
+                link.channel.closed_reason().map_or(Ok(()), Err)
+            })
+            .map_err(|e| {
+                self.link.disconnect();
+                gst::error_msg!(
+                    gst::ResourceError::OpenReadWrite,
+                    ("Could not connect to the slave pipeline: {e}")
+                )
+            })
     }
 
     /// Tells the slave our clock and base time when they changed (`force`: before it goes to
@@ -326,41 +391,16 @@ impl Drive {
 
     /// An element query (position, duration, ...), answered by the slave pipeline.
     pub fn element_query(&self, query: &mut gst::QueryRef) -> Result<bool, ChannelError> {
-        let Some(link) = self.link.get() else {
-            return Ok(false);
-        };
-        let frame = Frame::Query {
-            target: Target::Element,
-            query: query.to_owned(),
-        };
-        match link
-            .channel
-            .request(&frame, Some(link.channel.ack_time()), false)?
-        {
-            Reply::Query { result, structure } => {
-                apply_query_reply(query, structure.as_deref());
-                Ok(result)
-            }
-            _ => Ok(false),
-        }
+        self.link
+            .get()
+            .map_or(Ok(false), |l| l.ask(Target::Element, query))
     }
 
     /// An event given to the element (a seek, ...), handled by the slave pipeline.
     pub fn element_event(&self, event: gst::Event) -> Result<bool, ChannelError> {
-        let Some(link) = self.link.get() else {
-            return Ok(false);
-        };
-        let frame = Frame::Event {
-            target: Target::Element,
-            event,
-        };
-        match link
-            .channel
-            .request(&frame, Some(link.channel.ack_time()), false)?
-        {
-            Reply::Bool(b) => Ok(b),
-            _ => Ok(false),
-        }
+        self.link
+            .get()
+            .map_or(Ok(false), |l| l.tell(Target::Element, event))
     }
 
     /// The clock of the slave pipeline's own provider (an audio device), which a bin holding

@@ -278,8 +278,32 @@ pub trait Follower: ObjectSubclass<Type: IsA<gst::Element> + Send + Sync> + Elem
     fn settings(&self) -> Settings;
     fn link_slot(&self) -> &LinkSlot;
     fn follow(&self) -> &Arc<Follow>;
-    /// What the master sent, other than replies: an error ends the link.
-    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError>;
+    /// What the master sent for the stream (the element's pad): any other frame is given back.
+    fn stream_frame(
+        &self,
+        link: &Arc<Link>,
+        id: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, ChannelError>;
+
+    /// What the master sent, other than replies: control of the pipeline, or the stream. An
+    /// error ends the link.
+    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError> {
+        let frame = match self
+            .follow()
+            .frame(self.obj().upcast_ref(), link, id, frame)?
+        {
+            Some(frame) => self.stream_frame(link, id, frame)?,
+            None => None,
+        };
+        match frame {
+            Some(other) => Err(ChannelError::Unexpected(format!(
+                "a {:?} frame from the master",
+                other.frame_type()
+            ))),
+            None => Ok(()),
+        }
+    }
     /// The link broke: let go of what the master sent, and post the ERROR.
     fn link_lost(&self, error: &ChannelError);
     /// The link to the master is up.

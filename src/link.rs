@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::channel::{Channel, ChannelError, Config, Handler};
 use crate::lane::{Full, Lane, Spawner};
 use crate::settings::Settings;
-use crate::wire::{Reply, Role, answer_field, carried_meta_apis};
+use crate::wire::{Frame, Reply, Role, Target, answer_field, carried_meta_apis};
 
 pub struct Link {
     pub channel: Channel,
@@ -101,6 +101,38 @@ impl Link {
             )));
         }
         Ok(pending)
+    }
+
+    /// A query the peer answers within the ack time (not one that waits behind the data),
+    /// its answer copied into `query`.
+    pub fn ask(&self, target: Target, query: &mut gst::QueryRef) -> Result<bool, ChannelError> {
+        let frame = Frame::Query {
+            target,
+            query: query.to_owned(),
+        };
+        match self
+            .channel
+            .request(&frame, Some(self.channel.ack_time()), false)?
+        {
+            Reply::Query { result, structure } => {
+                apply_query_reply(query, structure.as_deref());
+                Ok(result)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// An event the peer handles within the ack time (not one that waits behind the data):
+    /// its result.
+    pub fn tell(&self, target: Target, event: gst::Event) -> Result<bool, ChannelError> {
+        let frame = Frame::Event { target, event };
+        match self
+            .channel
+            .request(&frame, Some(self.channel.ack_time()), false)?
+        {
+            Reply::Bool(b) => Ok(b),
+            _ => Ok(false),
+        }
     }
 
     pub fn start(&self, handler: Arc<dyn Handler>) -> Result<(), ChannelError> {

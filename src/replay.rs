@@ -12,7 +12,7 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::channel::ChannelError;
-use crate::link::{Link, LinkSlot, apply_query_reply, query_reply};
+use crate::link::{Link, LinkSlot, query_reply};
 use crate::wire::{Frame, Reply, Target};
 
 /// Flow returns gathered at most before they are sent.
@@ -456,43 +456,22 @@ impl Replay {
         let Some(link) = self.greeted_link() else {
             return Ok(false);
         };
-        let frame = Frame::Event {
-            target: Target::Pad,
-            event: event.clone(),
-        };
         // QoS is advice sent for every buffer; waiting for its (meaningless) answer would
         // cost the streaming thread a round trip per buffer.
         if event.type_() == gst::EventType::Qos {
+            let frame = Frame::Event {
+                target: Target::Pad,
+                event,
+            };
             return Ok(link.channel.send(&frame).is_ok());
         }
-        match link
-            .channel
-            .request(&frame, Some(link.channel.ack_time()), false)?
-        {
-            Reply::Bool(b) => Ok(b),
-            _ => Ok(false),
-        }
+        link.tell(Target::Pad, event)
     }
 
     /// Asks the peer a query from downstream; its answer, or why there is none.
     pub fn upstream_query(&self, query: &mut gst::QueryRef) -> Result<bool, ChannelError> {
-        let Some(link) = self.greeted_link() else {
-            return Ok(false);
-        };
-        let frame = Frame::Query {
-            target: Target::Pad,
-            query: query.to_owned(),
-        };
-        match link
-            .channel
-            .request(&frame, Some(link.channel.ack_time()), false)?
-        {
-            Reply::Query { result, structure } => {
-                apply_query_reply(query, structure.as_deref());
-                Ok(result)
-            }
-            _ => Ok(false),
-        }
+        self.greeted_link()
+            .map_or(Ok(false), |l| l.ask(Target::Pad, query))
     }
 
     /// The link, once the peer has greeted us: before that, a master's sink is still in NULL

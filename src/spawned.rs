@@ -15,7 +15,9 @@ use gst::glib;
 use gst::prelude::*;
 
 use crate::launcher;
+use crate::link::LinkSlot;
 use crate::sandbox::{self, Policy};
+use crate::settings::Settings;
 
 pub struct SpawnedSlave {
     /// Ours to reap; `None` once reaped.
@@ -335,10 +337,18 @@ impl SlaveProcess {
         self.current.lock().unwrap().clone()
     }
 
-    /// Lets go of the process we started: it ends on its own once its connection is gone,
-    /// and is reaped by whoever lets go of it last (we, or a thread reading its exit status).
-    pub fn release(&self) -> Option<Arc<SpawnedSlave>> {
-        self.current.lock().unwrap().take()
+    /// Lets go of the process we started, if any: `link` on its socket goes down first (the
+    /// socket closes with the process), and the fds in `settings` are forgotten. It ends on
+    /// its own once its connection is gone, and is reaped by whoever lets go of it last (we,
+    /// or a thread reading its exit status).
+    pub fn release(&self, link: &LinkSlot, settings: &Mutex<Settings>) {
+        let Some(_slave) = self.current.lock().unwrap().take() else {
+            return;
+        };
+        link.disconnect();
+        let mut s = settings.lock().unwrap();
+        s.fdin = -1;
+        s.fdout = -1;
     }
 
     /// How the process we started ended, if it did (it does at once after its socket

@@ -10,7 +10,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::crash::Crash;
-use crate::drive::{Drive, Part};
+use crate::drive::{self, Drive, Part};
 use crate::link::{Link, LinkSlot};
 use crate::relay::{DEFAULT_WINDOW, Relay};
 use crate::settings::{self, Settings};
@@ -63,32 +63,8 @@ impl IpcPipelineSink {
         if self.will_restart() || self.error_posted.swap(true, Ordering::SeqCst) {
             return;
         }
-        match err {
-            ChannelError::Timeout(_) => gst::element_imp_error!(
-                self,
-                gst::ResourceError::Write,
-                ("No answer from the slave pipeline"),
-                ["{err}"]
-            ),
-            // A process of ours says how it ended.
-            _ => match self.process.ending() {
-                Some(ended) => gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Read,
-                    (
-                        "Lost the slave pipeline: {ended}{}",
-                        self.crash.spent_note()
-                    ),
-                    ["{err}"]
-                ),
-                None => gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::Read,
-                    ("Lost the connection to the slave pipeline: {err}"),
-                    ["{err}"]
-                ),
-            },
-        }
+        let note = self.crash.spent_note();
+        self.post_error_message(drive::link_error(err, &self.process, &note));
     }
 
     /// The answer to a request, or false with the link's error posted.
@@ -186,52 +162,24 @@ impl IpcPipelineSink {
 
     /// Leaves the slave process we started to end on its own (it does once we are gone).
     fn reap_slave(&self) {
-        let Some(slave) = self.process.release() else {
-            return;
-        };
-        self.link.disconnect();
-        {
-            let mut s = self.settings.lock().unwrap();
-            s.fdin = -1;
-            s.fdout = -1;
-        }
-        drop(slave);
+        self.process.release(&self.link, &self.settings);
     }
 
     fn connect(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(fd) = self.process.start(self.obj().upcast_ref(), false)? {
-            let mut s = self.settings.lock().unwrap();
-            s.fdin = fd;
-            s.fdout = fd;
-        }
-        let settings = self.settings.lock().unwrap().clone();
-        if settings.fdin < 0 || settings.fdout < 0 {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("fdin and fdout must be set before the element leaves the NULL state")
-            ));
-        }
         self.error_posted.store(false, Ordering::SeqCst);
-        self.drive.connected();
         let handler = || -> Arc<dyn Handler> {
             Arc::new(SinkHandler {
                 element: self.obj().downgrade(),
             })
         };
-        self.link
-            .connect(&settings, Role::Sender, &self.obj().name(), handler)
-            .and_then(|link| {
-                link.channel.wait_hello()?;
-                // The peer may have broken the protocol right after its greeting.
-                link.channel.closed_reason().map_or(Ok(()), Err)
-            })
-            .map_err(|e| {
-                self.link.disconnect();
-                gst::error_msg!(
-                    gst::ResourceError::OpenReadWrite,
-                    ("Could not connect to the slave pipeline: {e}")
-                )
-            })
+        let element = self.obj();
+        self.drive.connect(
+            element.upcast_ref(),
+            &self.process,
+            &self.settings,
+            Role::Sender,
+            handler,
+        )
     }
 
     fn disconnect(&self) {

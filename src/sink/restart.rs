@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -15,7 +14,6 @@ use super::{CAT, IpcPipelineSink};
 use crate::channel::ChannelError;
 use crate::crash::CrashPolicy;
 use crate::link::Link;
-use crate::spawned;
 use crate::wire::{Frame, Target};
 
 impl IpcPipelineSink {
@@ -70,25 +68,13 @@ impl IpcPipelineSink {
     fn replace_slave(&self, cause: &ChannelError, target: gst::State) -> Option<Arc<Link>> {
         loop {
             let old = self.process.current()?;
-            // A slave that hangs or breaks the protocol is ended before it is replaced.
-            let how = old
-                .exit_status(Duration::from_millis(500))
-                .or_else(|| old.kill())
-                .map(spawned::describe_exit)
-                .unwrap_or_else(|| "stopped answering".into());
-            let Some((n, max)) = self.crash.take() else {
+            if !self
+                .crash
+                .begin_restart(self.obj().upcast_ref(), &old, cause)
+            {
                 // Reported by the caller, as a crash without restarts is.
                 return None;
-            };
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Read,
-                (
-                    "The slave process {} {how}: starting it again ({n} of at most {max} in a minute)",
-                    old.pid
-                ),
-                ["{cause}"]
-            );
+            }
             drop(old);
             self.reap_slave();
             if let Err(msg) = self.connect() {

@@ -213,22 +213,13 @@ impl Follower for IpcUpstreamSink {
         &self.follow
     }
 
-    /// What the master sends: control of the pipeline, or events and queries for upstream.
-    fn handle_frame(&self, link: &Arc<Link>, id: u32, frame: Frame) -> Result<(), ChannelError> {
-        let frame = match self
-            .follow
-            .frame(self.obj().upcast_ref(), link, id, frame)?
-        {
-            Some(frame) => self.relay.frame(link, id, frame)?,
-            None => None,
-        };
-        match frame {
-            Some(other) => Err(ChannelError::Unexpected(format!(
-                "a {:?} frame from the master",
-                other.frame_type()
-            ))),
-            None => Ok(()),
-        }
+    fn stream_frame(
+        &self,
+        link: &Arc<Link>,
+        id: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, ChannelError> {
+        self.relay.frame(link, id, frame)
     }
 
     fn connected(&self) {

@@ -11,7 +11,7 @@ use gst::subclass::prelude::*;
 
 use crate::channel::{ChannelError, Handler};
 use crate::crash::Crash;
-use crate::drive::{Drive, Part};
+use crate::drive::{self, Drive, Part};
 use crate::link::{Link, LinkSlot, StreamLink};
 use crate::replay::Replay;
 use crate::settings::{self, Settings};
@@ -101,29 +101,8 @@ impl IpcUpstreamSrc {
         {
             return;
         }
-        match (err, self.process.ending()) {
-            (ChannelError::Timeout(_), _) => gst::element_imp_error!(
-                self,
-                gst::ResourceError::Read,
-                ("No answer from the slave pipeline"),
-                ["{err}"]
-            ),
-            (_, Some(ended)) => gst::element_imp_error!(
-                self,
-                gst::ResourceError::Read,
-                (
-                    "Lost the slave pipeline: {ended}{}",
-                    self.crash.spent_note()
-                ),
-                ["{err}"]
-            ),
-            (_, None) => gst::element_imp_error!(
-                self,
-                gst::ResourceError::Read,
-                ("Lost the connection to the slave pipeline: {err}"),
-                ["{err}"]
-            ),
-        }
+        let note = self.crash.spent_note();
+        self.post_error_message(drive::link_error(err, &self.process, &note));
     }
 
     /// The answer to a request, or false with the link's error posted.
@@ -249,56 +228,25 @@ impl IpcUpstreamSrc {
     }
 
     fn connect(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(fd) = self.process.start(self.obj().upcast_ref(), true)? {
-            let mut s = self.settings.lock().unwrap();
-            s.fdin = fd;
-            s.fdout = fd;
-        }
-        let settings = self.settings.lock().unwrap().clone();
-        if settings.fdin < 0 || settings.fdout < 0 {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("fdin and fdout must be set before the element leaves the NULL state")
-            ));
-        }
         self.error_posted.store(false, Ordering::SeqCst);
-        self.drive.connected();
         let handler = || -> Arc<dyn Handler> {
             Arc::new(UpstreamSrcHandler {
                 element: self.obj().downgrade(),
             })
         };
-        self.link
-            .connect(
-                &settings,
-                Role::UpstreamReceiver,
-                &self.obj().name(),
-                handler,
-            )
-            .and_then(|link| {
-                link.channel.wait_hello()?;
-                // The peer may have broken the protocol right after its greeting.
-                link.channel.closed_reason().map_or(Ok(()), Err)
-            })
-            .map_err(|e| {
-                self.link.disconnect();
-                gst::error_msg!(
-                    gst::ResourceError::OpenReadWrite,
-                    ("Could not connect to the slave pipeline: {e}")
-                )
-            })
+        let element = self.obj();
+        self.drive.connect(
+            element.upcast_ref(),
+            &self.process,
+            &self.settings,
+            Role::UpstreamReceiver,
+            handler,
+        )
     }
 
     /// Leaves the slave process we started to end on its own (it does once we are gone).
     fn release_slave(&self) {
-        // Held until the link on its socket is down: the socket closes with it.
-        let Some(_slave) = self.process.release() else {
-            return;
-        };
-        self.link.disconnect();
-        let mut s = self.settings.lock().unwrap();
-        s.fdin = -1;
-        s.fdout = -1;
+        self.process.release(&self.link, &self.settings);
     }
 
     fn disconnect(&self) {

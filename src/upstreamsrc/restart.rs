@@ -5,14 +5,11 @@
 //! now (a live source). The master pipeline stays where it is. At most `max-restarts` in any
 //! minute; then it is an error.
 
-use std::time::Duration;
-
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::{CAT, IpcUpstreamSrc};
 use crate::channel::ChannelError;
-use crate::spawned;
 use crate::state_lock::StateLock;
 
 impl IpcUpstreamSrc {
@@ -51,24 +48,13 @@ impl IpcUpstreamSrc {
             let Some(old) = self.process.current() else {
                 return false;
             };
-            // A slave that hangs or breaks the protocol is ended before it is replaced.
-            let how = old
-                .exit_status(Duration::from_millis(500))
-                .or_else(|| old.kill())
-                .map(spawned::describe_exit)
-                .unwrap_or_else(|| "stopped answering".into());
-            let Some((n, max)) = self.crash.take() else {
+            if !self
+                .crash
+                .begin_restart(self.obj().upcast_ref(), &old, cause)
+            {
+                // Reported by the caller, as a crash without restarts is.
                 return false;
-            };
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Read,
-                (
-                    "The slave process {} {how}: starting it again ({n} of at most {max} in a minute)",
-                    old.pid
-                ),
-                ["{cause}"]
-            );
+            }
             drop(old);
             self.remove_streams();
             self.replay.flush_queue();
