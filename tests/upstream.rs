@@ -614,3 +614,41 @@ fn wait_warning(pipeline: &gst::Pipeline) -> String {
     };
     w.error().message().to_string()
 }
+
+/// A scripted sequence of state changes: the upstream slave (a C-style one, whose settled
+/// states its dump records) takes each, in order, and nothing more.
+#[test]
+fn scripted_state_changes_reach_the_slave_in_order() {
+    init();
+    let slave =
+        Slave::spawn_upstream("videotestsrc ! video/x-raw,width=16,height=16,framerate=100/1");
+    let pipeline = pipeline("rsipcupstreamsrc name=up ! fakesink sync=true");
+    slave.attach(&pipeline.by_name("up").unwrap());
+    use gst::State::*;
+    let script = [
+        Ready, Paused, Playing, Paused, Ready, Paused, Playing, Paused,
+    ];
+    let settled = || -> Vec<String> {
+        slave
+            .pipeline_lines()
+            .into_iter()
+            .filter_map(|l| {
+                let word = l.split_whitespace().next()?.to_string();
+                matches!(word.as_str(), "paused" | "playing").then_some(word)
+            })
+            .collect()
+    };
+    let mut expected = Vec::new();
+    for state in script {
+        pipeline.set_state(state).unwrap();
+        wait_state(&pipeline, state);
+        match state {
+            Paused => expected.push("paused"),
+            Playing => expected.push("playing"),
+            _ => {}
+        }
+        wait_until("the slave settled", || settled().len() >= expected.len());
+        assert_eq!(settled(), expected, "after {state:?}");
+    }
+    assert!(stop(pipeline, slave).success());
+}
