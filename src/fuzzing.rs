@@ -134,36 +134,56 @@ fn peer_fd(k: u8) -> Option<OwnedFd> {
     }
 }
 
+/// The element a session target drives.
+#[derive(Clone, Copy, Debug)]
+pub enum Element {
+    /// rsipcpipelinesrc in a slave pipeline: the input plays the master.
+    Src,
+    /// rsipcpipelinesink in a playing master: the input plays the slave.
+    Sink,
+    /// rsipcupstreamsrc in a playing master: the input plays an upstream slave.
+    UpstreamSrc,
+    /// rsipcupstreamsink in a slave pipeline: the input plays the master.
+    UpstreamSink,
+}
+
 /// A whole session with a real element, as a hostile peer would run it: the greeting, then
-/// `data` as it comes, then the end of the connection. With `slave_side`, the element is an
-/// rsipcpipelinesrc in a slave pipeline and `data` plays the master; else an
-/// rsipcpipelinesink in a playing master and `data` plays the slave. The element must report
-/// one ERROR at the end and go to NULL at once.
-pub fn session(slave_side: bool, data: &[u8]) {
+/// `data` as it comes, then the end of the connection. The element must report one ERROR at
+/// the end and go to NULL at once.
+pub fn session(element: Element, data: &[u8]) {
     use gst::prelude::*;
     use std::os::fd::AsRawFd;
     use std::time::{Duration, Instant};
 
     init();
     let (ours, peer) = crate::launcher::socketpair().unwrap();
-    let (description, peer_role) = if slave_side {
-        (
+    let (description, peer_role) = match element {
+        Element::Src => (
             "rsipcslavepipeline.( rsipcpipelinesrc name=e ack-time=200000 ! fakesink )",
             wire::Role::Sender,
-        )
-    } else {
-        (
+        ),
+        Element::Sink => (
             "audiotestsrc num-buffers=3 ! rsipcpipelinesink name=e ack-time=200000",
             wire::Role::Receiver,
-        )
+        ),
+        Element::UpstreamSrc => (
+            "rsipcupstreamsrc name=e ack-time=200000 ! fakesink",
+            wire::Role::UpstreamSender,
+        ),
+        Element::UpstreamSink => (
+            "rsipcslavepipeline.( audiotestsrc num-buffers=3 ! \
+             rsipcupstreamsink name=e ack-time=200000 )",
+            wire::Role::UpstreamReceiver,
+        ),
     };
+    let master = matches!(element, Element::Sink | Element::UpstreamSrc);
     let pipeline = gst::parse::launch(description)
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
     // The end of the connection is reported even while the slave pipeline is in NULL.
     pipeline.set_auto_flush_bus(false);
-    let element = pipeline.by_name("e").unwrap();
+    let e = pipeline.by_name("e").unwrap();
     let mut bytes = wire::encode(
         0,
         &wire::Frame::Hello(wire::Hello {
@@ -190,9 +210,9 @@ pub fn session(slave_side: bool, data: &[u8]) {
         }
         // Dropping `peer` ends the connection.
     });
-    element.set_property("fdin", ours.as_raw_fd());
-    element.set_property("fdout", ours.as_raw_fd());
-    if !slave_side {
+    e.set_property("fdin", ours.as_raw_fd());
+    e.set_property("fdout", ours.as_raw_fd());
+    if master {
         let _ = pipeline.set_state(gst::State::Playing);
     }
     writer.join().unwrap();
@@ -204,7 +224,7 @@ pub fn session(slave_side: bool, data: &[u8]) {
     // sent can still reach the pipeline; then NULL again for what one may have done.
     let t = Instant::now();
     let _ = pipeline.set_state(gst::State::Null);
-    element.emit_by_name::<()>("disconnect", &[]);
+    e.emit_by_name::<()>("disconnect", &[]);
     let _ = pipeline.set_state(gst::State::Null);
     // Messages left on a bus that is not flushed at NULL hold the pipeline they came from.
     bus.set_flushing(true);
@@ -229,9 +249,14 @@ pub fn record_seeds(dir: &std::path::Path) -> usize {
     let mut seeds = Seeds::new(dir);
     for (master, slave, steps) in SESSIONS {
         let (to_slave, to_master) = recorded_session(master, slave, *steps);
-        // The session targets bring their own greeting.
+        // The session targets bring their own greeting. The upstream elements get frames of
+        // both directions to start from: the stream, and the control.
         seeds.add("session_src", skip_hello(&to_slave));
         seeds.add("session_sink", skip_hello(&to_master));
+        for stream in [&to_slave, &to_master] {
+            seeds.add("session_upstream_src", skip_hello(stream));
+            seeds.add("session_upstream_sink", skip_hello(stream));
+        }
         for stream in [&to_slave, &to_master] {
             for (t, frame) in frames(stream) {
                 seeds.add("frame", frame);

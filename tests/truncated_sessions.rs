@@ -25,10 +25,10 @@ fn rss_kib() -> u64 {
 /// Every cut of both sessions, once each.
 fn cut_everywhere(to_slave: &[u8], to_master: &[u8]) {
     for n in 0..=to_slave.len() {
-        fuzzing::session(true, &to_slave[..n]);
+        fuzzing::session(fuzzing::Element::Src, &to_slave[..n]);
     }
     for n in 0..=to_master.len() {
-        fuzzing::session(false, &to_master[..n]);
+        fuzzing::session(fuzzing::Element::Sink, &to_master[..n]);
     }
 }
 

@@ -4,5 +4,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     gstrsipcpipeline::fuzzing::init();
-    gstrsipcpipeline::fuzzing::session(false, data);
+    gstrsipcpipeline::fuzzing::session(gstrsipcpipeline::fuzzing::Element::Sink, data);
 });
