@@ -487,6 +487,8 @@ impl ElementImpl for IpcUpstreamSrc {
             },
         );
         if transition == T::ReadyToNull {
+            // Streams a slave opened without our going to PAUSED end here.
+            self.remove_streams();
             if self.link.get().is_some_and(|l| l.channel.is_closed()) {
                 self.link.disconnect();
             }
