@@ -121,6 +121,11 @@ fn seeks_and_queries_reach_the_slave() {
     wait_state(&pipeline, gst::State::Paused);
     let duration = pipeline.query_duration::<gst::ClockTime>().unwrap();
     assert_eq!(duration, gst::ClockTime::from_seconds(2));
+    let mut seeking = gst::query::Seeking::new(gst::Format::Time);
+    assert!(pipeline.query(&mut seeking));
+    let (seekable, _, end) = seeking.result();
+    assert!(seekable, "the demuxer in the slave can seek");
+    assert_eq!(end.try_into(), Ok(Some(duration)));
     let received = record(&pipeline);
     pipeline
         .seek_simple(
