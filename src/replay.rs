@@ -204,6 +204,16 @@ impl Replay {
             Frame::Query {
                 target: Target::Pad,
                 query,
+            } if !query.is_downstream() => {
+                // GStreamer warns, and answers nothing, for a query sent the wrong way.
+                return Err(ChannelError::Unexpected(format!(
+                    "a {:?} query, which does not travel downstream, sent down to our pad",
+                    query.type_()
+                )));
+            }
+            Frame::Query {
+                target: Target::Pad,
+                query,
             } if query.is_serialized() => self.enqueue_for_peer(Item::Query(origin, query))?,
             Frame::Query {
                 target: Target::Pad,
