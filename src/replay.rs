@@ -444,6 +444,20 @@ impl Replay {
         }
     }
 
+    /// Pushes an event given to the element, unless GStreamer would take it out of order
+    /// (see [`misordered`]): then it is refused.
+    pub fn push_event(&self, event: gst::Event) -> bool {
+        if let Some(why) = misordered(&self.srcpad, &event) {
+            gst::debug!(
+                self.cat,
+                obj = self.srcpad,
+                "refusing an event out of order: {why}"
+            );
+            return false;
+        }
+        self.srcpad.push_event(event)
+    }
+
     /// Buffers pushed so far.
     pub fn buffers_pushed(&self) -> u64 {
         *self.pushed.0.lock().unwrap()

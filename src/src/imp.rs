@@ -270,8 +270,10 @@ impl ElementImpl for IpcPipelineSrc {
     }
 
     fn send_event(&self, event: gst::Event) -> bool {
-        // As in C: an event given to the element travels downstream from its pad.
-        self.srcpad.push_event(event)
+        // As in C: an event given to the element travels downstream from its pad (a master
+        // can send one to the slave pipeline, which gives it to its sources), in the order
+        // GStreamer takes sticky events.
+        self.replay.push_event(event)
     }
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
