@@ -60,6 +60,14 @@ impl Follow {
         self.pad.direction()
     }
 
+    /// Sends the master a fresh sample of the clock our pipeline provides, when it follows
+    /// that clock and one is due (see [`clock::Follower::sample_due`]); as the stream flows.
+    pub fn sample_clock(&self, link: &Link) {
+        if let Some(info) = self.clock.sample_due() {
+            let _ = link.channel.send(&Frame::Clock(info));
+        }
+    }
+
     /// Whether the master's last transition to PAUSED said its upstream is live.
     pub fn master_live(&self) -> bool {
         self.master_live.load(Ordering::SeqCst)

@@ -4,7 +4,7 @@
 //! GStreamer results.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::channel::{Channel, ChannelError, Config, Handler};
 use crate::lane::{Full, Lane, Spawner};
@@ -290,21 +290,69 @@ pub struct StreamLink {
     _fd: std::os::fd::OwnedFd,
 }
 
+/// The part of an element that a further stream's own connection feeds: its relay (the
+/// master's events and queries for upstream) or its replay (the slave's stream).
+pub trait StreamPart: Send + Sync + 'static {
+    /// A frame for the stream; any other is given back.
+    fn stream_frame(
+        self: &Arc<Self>,
+        link: &Arc<Link>,
+        id: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, ChannelError>;
+    /// The connection ended (why is the main connection's to report).
+    fn closed(&self) {}
+}
+
+/// Hands what a stream's connection brings to its part; anything else ends that connection.
+struct StreamHandler<P: StreamPart> {
+    part: Weak<P>,
+    slot: Weak<LinkSlot>,
+}
+
+impl<P: StreamPart> Handler for StreamHandler<P> {
+    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
+        let (Some(part), Some(link)) = (
+            self.part.upgrade(),
+            self.slot.upgrade().and_then(|s| s.get()),
+        ) else {
+            return Ok(());
+        };
+        match part.stream_frame(&link, id, frame)? {
+            Some(other) => Err(ChannelError::Unexpected(format!(
+                "a {:?} frame on the connection of a stream",
+                other.frame_type()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn closed(&self, _error: &ChannelError) {
+        if let Some(part) = self.part.upgrade() {
+            part.closed();
+        }
+    }
+}
+
 impl StreamLink {
-    /// Connects `slot` on `fd`, with the timing of the element's `settings`, and starts
-    /// reading: whatever `handler` hands frames to must be ready for them.
-    pub fn connect(
+    /// Connects `slot` (the one `part` answers on) on `fd`, with the timing of the element's
+    /// `settings`, and starts reading: `part` must be ready for the stream by then.
+    pub fn connect<P: StreamPart>(
         fd: std::os::fd::OwnedFd,
         slot: Arc<LinkSlot>,
+        part: &Arc<P>,
         settings: &Settings,
         role: Role,
         name: &str,
-        handler: Arc<dyn Handler>,
     ) -> Result<StreamLink, ChannelError> {
         use std::os::fd::AsRawFd;
         let mut settings = settings.clone();
         settings.fdin = fd.as_raw_fd();
         settings.fdout = fd.as_raw_fd();
+        let handler = Arc::new(StreamHandler {
+            part: Arc::downgrade(part),
+            slot: Arc::downgrade(&slot),
+        });
         slot.connect(&settings, role, name, || handler)?;
         Ok(StreamLink { slot, _fd: fd })
     }

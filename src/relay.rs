@@ -207,3 +207,14 @@ impl Relay {
         Ok(None)
     }
 }
+
+impl crate::link::StreamPart for Relay {
+    fn stream_frame(
+        self: &Arc<Self>,
+        link: &Arc<Link>,
+        id: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, ChannelError> {
+        self.frame(link, id, frame)
+    }
+}

@@ -5,7 +5,7 @@
 //! master's stream in a slave, rsipcupstreamsrc an upstream slave's stream in the master.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use gst::glib;
@@ -121,8 +121,12 @@ pub struct Replay {
     /// [`Replay::stream_ready`].
     stream_ready: AtomicBool,
     before_buffer: Option<BeforeBuffer>,
-    /// Buffers pushed so far, signalled after each: see [`Replay::wait_for_buffer`].
-    pushed: (Mutex<u64>, Condvar),
+    /// Buffers pushed so far: see [`Replay::wait_for_buffer`].
+    pushed: AtomicU64,
+    /// Threads in [`Replay::wait_for_buffer`], and where they wait: the task locks and
+    /// signals only when there is one, so a push costs one atomic add otherwise.
+    waiters: AtomicUsize,
+    pushed_cond: (Mutex<()>, Condvar),
 }
 
 impl Replay {
@@ -149,7 +153,9 @@ impl Replay {
             flows: Mutex::new(Vec::new()),
             stream_ready: AtomicBool::new(false),
             before_buffer,
-            pushed: Default::default(),
+            pushed: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+            pushed_cond: Default::default(),
         })
     }
 
@@ -389,8 +395,11 @@ impl Replay {
                     before(&link);
                 }
                 let flow = self.srcpad.push(buffer);
-                *self.pushed.0.lock().unwrap() += 1;
-                self.pushed.1.notify_all();
+                self.pushed.fetch_add(1, Ordering::SeqCst);
+                if self.waiters.load(Ordering::SeqCst) > 0 {
+                    let _guard = self.pushed_cond.0.lock().unwrap();
+                    self.pushed_cond.1.notify_all();
+                }
                 if let Err(e) = flow {
                     gst::debug!(self.cat, obj = self.srcpad, "downstream returned {e:?}");
                     let mut q = self.queue.lock().unwrap();
@@ -460,19 +469,23 @@ impl Replay {
 
     /// Buffers pushed so far.
     pub fn buffers_pushed(&self) -> u64 {
-        *self.pushed.0.lock().unwrap()
+        self.pushed.load(Ordering::SeqCst)
     }
 
     /// Waits until more than `count` buffers have been pushed, at most `timeout`: whether
     /// they were.
     pub fn wait_for_buffer(&self, count: u64, timeout: std::time::Duration) -> bool {
-        let guard = self.pushed.0.lock().unwrap();
-        let (guard, _) = self
-            .pushed
+        // Counted in before the count is read: a push after that read sees a waiter, and
+        // signals under the lock this thread holds until it waits.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let guard = self.pushed_cond.0.lock().unwrap();
+        let _ = self
+            .pushed_cond
             .1
-            .wait_timeout_while(guard, timeout, |n| *n <= count)
+            .wait_timeout_while(guard, timeout, |_| self.buffers_pushed() <= count)
             .unwrap();
-        *guard > count
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.buffers_pushed() > count
     }
 
     /// Sends an event from downstream to the peer; its answer, or why there is none.
@@ -531,4 +544,20 @@ fn misordered(pad: &gst::Pad, event: &gst::Event) -> Option<String> {
         .iter()
         .find(|later| has(**later))
         .map(|later| format!("{:?} after {later:?}", event.type_()))
+}
+
+impl crate::link::StreamPart for Replay {
+    fn stream_frame(
+        self: &Arc<Self>,
+        link: &Arc<Link>,
+        id: u32,
+        frame: Frame,
+    ) -> Result<Option<Frame>, ChannelError> {
+        self.frame(link, id, frame)
+    }
+
+    /// What the dead connection brought is answered, and no more comes.
+    fn closed(&self) {
+        self.flush_queue();
+    }
 }

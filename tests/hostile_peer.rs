@@ -446,6 +446,21 @@ fn further_streams_that_are_no_socket_or_too_many() {
     let memfd = rustix::fs::memfd_create("not-a-socket", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     let text = run(vec![memfd]);
     assert!(text.contains("not a socket"), "{text}");
+    // A socket, but one that could reach elsewhere, or one that cuts frames apart.
+    for (family, kind) in [
+        (
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::STREAM,
+        ),
+        (
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::DGRAM,
+        ),
+    ] {
+        let socket = rustix::net::socket(family, kind, None).unwrap();
+        let text = run(vec![socket]);
+        assert!(text.contains("not a unix stream socket"), "{text}");
+    }
     // Their other ends stay open: each is a working connection.
     let (sockets, _others): (Vec<OwnedFd>, Vec<OwnedFd>) = (0..40)
         .map(|_| gstrsipcpipeline::launcher::socketpair().unwrap())

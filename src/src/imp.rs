@@ -149,12 +149,7 @@ impl ObjectSubclass for IpcPipelineSrc {
         let link = Arc::new(LinkSlot::default());
         let follow = Follow::new(*CAT, &srcpad);
         let sampler = follow.clone();
-        // The master follows the clock our pipeline provides, if it does.
-        let before_buffer = Box::new(move |link: &Link| {
-            if let Some(info) = sampler.clock.sample_due() {
-                let _ = link.channel.send(&Frame::Clock(info));
-            }
-        });
+        let before_buffer = Box::new(move |link: &Link| sampler.sample_clock(link));
         Self {
             settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
             replay: Replay::new(*CAT, &srcpad, link.clone(), "master", Some(before_buffer)),

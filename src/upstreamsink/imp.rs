@@ -2,13 +2,13 @@
 //! rsipcupstreamsink: the slave end of a split pipeline whose slave is the upstream part.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::channel::{ChannelError, Handler};
+use crate::channel::ChannelError;
 use crate::follow::{self, Follow, Follower};
 use crate::link::{Link, LinkSlot, StreamLink};
 use crate::relay::Relay;
@@ -35,6 +35,8 @@ pub struct IpcUpstreamSink {
     pub(super) follow: Arc<Follow>,
     /// The further streams, one per request pad.
     extras: Mutex<Vec<Extra>>,
+    /// Request pads made so far: names stay unique when some are released.
+    requested: std::sync::atomic::AtomicU32,
 }
 
 /// A further stream: a request pad with a connection of its own, whose other end goes to the
@@ -45,33 +47,6 @@ struct Extra {
     link: StreamLink,
     /// The master's end, until the main connection can take it.
     theirs: Option<OwnedFd>,
-}
-
-/// What the master sends on the connection of a further stream: events and queries for
-/// upstream. Its end is the main connection's business: nothing is posted.
-struct ExtraHandler {
-    relay: Weak<Relay>,
-    slot: Weak<LinkSlot>,
-}
-
-impl Handler for ExtraHandler {
-    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
-        let (Some(relay), Some(link)) = (
-            self.relay.upgrade(),
-            self.slot.upgrade().and_then(|s| s.get()),
-        ) else {
-            return Ok(());
-        };
-        match relay.frame(&link, id, frame)? {
-            Some(other) => Err(ChannelError::Unexpected(format!(
-                "a {:?} frame on the connection of a stream",
-                other.frame_type()
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn closed(&self, _error: &ChannelError) {}
 }
 
 impl IpcUpstreamSink {
@@ -109,6 +84,11 @@ impl IpcUpstreamSink {
         let Some((relay, link)) = self.stream_of(pad) else {
             return Err(gst::FlowError::Flushing);
         };
+        if pad == &self.sinkpad {
+            // The master follows the clock our pipeline provides (a capture device), if it
+            // does: samples go with the first stream, on the main connection.
+            self.follow.sample_clock(&link);
+        }
         match relay.send_buffer(&link, &buffer) {
             Ok(()) => Ok(gst::FlowSuccess::Ok),
             Err(ChannelError::Flow(f)) => Err(f),
@@ -260,6 +240,7 @@ impl ObjectSubclass for IpcUpstreamSink {
             sinkpad,
             settings: Mutex::new(Settings::new(DEFAULT_READ_CHUNK_SIZE)),
             extras: Mutex::new(Vec::new()),
+            requested: Default::default(),
         }
     }
 }
@@ -399,7 +380,10 @@ impl ElementImpl for IpcUpstreamSink {
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
         let name = name.map(str::to_owned).unwrap_or_else(|| {
-            let n = self.extras.lock().unwrap().len() + 1;
+            let n = self
+                .requested
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
             format!("sink_{n}")
         });
         let pad = IpcUpstreamSink::pad_builder(templ, Some(&name)).build();
@@ -408,17 +392,13 @@ impl ElementImpl for IpcUpstreamSink {
             .ok()?;
         let slot = Arc::new(LinkSlot::default());
         let relay = Relay::new(*CAT, &pad, slot.clone());
-        let handler = Arc::new(ExtraHandler {
-            relay: Arc::downgrade(&relay),
-            slot: Arc::downgrade(&slot),
-        });
         let link = StreamLink::connect(
             ours,
             slot,
+            &relay,
             &self.settings(),
             Role::UpstreamSender,
             &format!("{}-{name}", self.obj().name()),
-            handler,
         )
         .map_err(|e| gst::warning!(CAT, imp = self, "no connection for {name}: {e}"))
         .ok()?;

@@ -2,8 +2,8 @@
 //! rsipcupstreamsrc: the master end of a split pipeline whose slave is the upstream part.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -52,6 +52,9 @@ pub struct IpcUpstreamSrc {
     extras: Mutex<Vec<Extra>>,
     /// Our pads push (from READY to PAUSED until back in READY): a further stream's too.
     streaming: AtomicBool,
+    /// Further streams the slave has opened since they were last removed, counted as their
+    /// frames arrive: each holds an fd from then on.
+    opened: AtomicUsize,
 }
 
 /// A further stream of the slave: a sometimes pad, and the connection the slave gave us for it.
@@ -60,37 +63,6 @@ struct Extra {
     replay: Arc<Replay>,
     /// Connected once the pad is ready.
     link: Option<StreamLink>,
-}
-
-/// What the slave sends on the connection of a further stream: the stream itself. Its end is
-/// the main connection's business: nothing is posted.
-struct ExtraHandler {
-    replay: Weak<Replay>,
-    slot: Weak<LinkSlot>,
-}
-
-impl Handler for ExtraHandler {
-    fn frame(&self, id: u32, frame: Frame) -> Result<(), ChannelError> {
-        let (Some(replay), Some(link)) = (
-            self.replay.upgrade(),
-            self.slot.upgrade().and_then(|s| s.get()),
-        ) else {
-            return Ok(());
-        };
-        match replay.frame(&link, id, frame)? {
-            Some(other) => Err(ChannelError::Unexpected(format!(
-                "a {:?} frame on the connection of a stream",
-                other.frame_type()
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn closed(&self, _error: &ChannelError) {
-        if let Some(replay) = self.replay.upgrade() {
-            replay.flush_queue();
-        }
-    }
 }
 
 impl IpcUpstreamSrc {
@@ -165,11 +137,6 @@ impl IpcUpstreamSrc {
         let slot = Arc::new(LinkSlot::default());
         let (pad, replay) = {
             let mut extras = self.extras.lock().unwrap();
-            if extras.len() >= MAX_STREAMS {
-                return Err(ChannelError::Limit(format!(
-                    "more than {MAX_STREAMS} further streams"
-                )));
-            }
             let name = format!("src_{}", extras.len() + 1);
             let pad = IpcUpstreamSrc::pad_builder(&templ).name(&name).build();
             let sampler = clock_sampler(&self.drive, &pad);
@@ -192,17 +159,13 @@ impl IpcUpstreamSrc {
                 .start()
                 .map_err(|e| ChannelError::Unexpected(e.to_string()))?;
         }
-        let handler = Arc::new(ExtraHandler {
-            replay: Arc::downgrade(&replay),
-            slot: Arc::downgrade(&slot),
-        });
         let link = StreamLink::connect(
             fd,
             slot,
+            &replay,
             &self.settings.lock().unwrap().clone(),
             Role::UpstreamReceiver,
             &format!("{}-{}", self.obj().name(), pad.name()),
-            handler,
         )?;
         if let Some(e) = self
             .extras
@@ -219,6 +182,7 @@ impl IpcUpstreamSrc {
     /// The further streams end with the slave's pipeline (its demuxer removes its pads).
     fn remove_streams(&self) {
         let extras = std::mem::take(&mut *self.extras.lock().unwrap());
+        self.opened.store(0, Ordering::SeqCst);
         for e in extras {
             e.replay.stop();
             drop(e.link);
@@ -284,6 +248,12 @@ impl Handler for UpstreamSrcHandler {
         };
         let frame = match imp.drive.frame(element.upcast_ref(), &link, frame)? {
             Some(Frame::Stream(fd)) => {
+                // Counted here, not when the lane gets to it: queued, each holds an fd.
+                if imp.opened.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
+                    return Err(ChannelError::Limit(format!(
+                        "more than {MAX_STREAMS} further streams"
+                    )));
+                }
                 let element = element.clone();
                 link.control.push_for_peer(move || {
                     let imp = element.imp();
@@ -345,6 +315,7 @@ impl ObjectSubclass for IpcUpstreamSrc {
         Self {
             extras: Mutex::new(Vec::new()),
             streaming: AtomicBool::new(false),
+            opened: AtomicUsize::new(0),
             replay: Replay::new(*CAT, &srcpad, link.clone(), "slave", Some(sampler)),
             drive,
             link,

@@ -663,6 +663,14 @@ where
             if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_socket() {
                 return Err(WireError::NotASocket);
             }
+            // Frames are read as a byte stream, and nothing but a local peer may answer.
+            let unix = rustix::net::sockopt::socket_domain(&fd)
+                .is_ok_and(|d| d == rustix::net::AddressFamily::UNIX);
+            let stream = rustix::net::sockopt::socket_type(&fd)
+                .is_ok_and(|t| t == rustix::net::SocketType::STREAM);
+            if !unix || !stream {
+                return Err(WireError::NotAUnixStream);
+            }
             Frame::Stream(fd)
         }
         FrameType::Context => Frame::Context(decode_context(&mut r, 1)?),

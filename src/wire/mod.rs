@@ -71,6 +71,8 @@ pub enum WireError {
     NewNames(String),
     #[error("the connection of a stream is not a socket")]
     NotASocket,
+    #[error("the connection of a stream is a socket, but not a unix stream socket")]
+    NotAUnixStream,
     #[error("a caps event with caps that are not fixed")]
     UnfixedCaps,
 }
