@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use gst::glib;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
+use crate::ring;
 use crate::wire::{self, Frame, HEADER_LEN, Header, Hello, PROTOCOL_VERSION, Reply, Role};
 
 static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
@@ -51,6 +52,8 @@ pub enum ChannelError {
     Flow(gst::FlowError),
     #[error("the peer went over a limit: {0}")]
     Limit(String),
+    #[error(transparent)]
+    Ring(#[from] crate::ring::RingError),
 }
 
 /// The kind of reply a request takes: a peer that answers with another kind is broken.
@@ -94,6 +97,10 @@ const MAX_ABANDONED: usize = 1024;
 const MAX_NEW_NAME_BYTES: usize = 256 << 10;
 /// Fds received and not yet taken by their frame.
 const MAX_PENDING_FDS: usize = 4 * wire::MAX_FDS;
+
+/// Longest sleep of a sender waiting for room in the ring before it looks again: the peer
+/// may not wake it (it is not ours to trust), and nothing it does can make us wait longer.
+const RING_WAIT: Duration = Duration::from_millis(20);
 
 /// How often the reader looks whether the application closed the fd under it (as the C
 /// elements' 100 ms poll does).
@@ -157,11 +164,45 @@ struct Inner {
     /// Written once on disconnect and never read, so it stays readable: every poll on it
     /// wakes up for good.
     stop: OwnedFd,
-    write_lock: Mutex<()>,
+    /// Held while a frame is written, to the socket or the ring.
+    write_lock: Mutex<WriteOrder>,
+    /// The ring this sending end made for small buffers, once the peer is greeted (`None`:
+    /// it did not take one, or making it failed).
+    ring: OnceLock<Option<Arc<ring::Sender>>>,
     shared: Mutex<Shared>,
     cond: Condvar,
     next_id: AtomicU32,
     ack_time: Duration,
+}
+
+/// What orders the frames on the socket with the entries of the ring (see `ring.rs`).
+#[derive(Default)]
+struct WriteOrder {
+    /// The ring's head when the last frame went on the socket: an AFTER frame goes first
+    /// when it moved.
+    after_sent: u64,
+    /// Frames for the stream sent on the socket since the ring was made.
+    items: u64,
+}
+
+/// What a frame written on the socket is, for [`WriteOrder`].
+#[derive(Clone, Copy, PartialEq)]
+enum Sent {
+    /// A frame the receiver pushes in stream order ([`Frame::is_stream_item`]).
+    Item,
+    /// The ring itself: the count starts.
+    Ring,
+    Other,
+}
+
+impl Sent {
+    fn of(frame: &Frame) -> Sent {
+        if frame.is_stream_item() {
+            Sent::Item
+        } else {
+            Sent::Other
+        }
+    }
 }
 
 pub struct Channel {
@@ -204,7 +245,8 @@ impl Channel {
             wfd_is_socket,
             can_pass_fds,
             stop,
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(WriteOrder::default()),
+            ring: OnceLock::new(),
             shared: Mutex::new(Shared::default()),
             cond: Condvar::new(),
             next_id: AtomicU32::new(1),
@@ -212,7 +254,7 @@ impl Channel {
         });
         let mut features = wire::features::SUPPORTED;
         if !can_pass_fds {
-            features &= !wire::features::FD_MEMORY;
+            features &= !(wire::features::FD_MEMORY | wire::features::RING);
         }
         let hello = Frame::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -280,7 +322,11 @@ impl Channel {
         ) {
             self.inner.lock().abandon(id);
         }
-        self.inner.write(&wire::encode(id, frame), &[])
+        self.inner.write_vectored(
+            &[IoSlice::new(&wire::encode(id, frame))],
+            &[],
+            Sent::of(frame),
+        )
     }
 
     /// Sends `fd`, the peer's end of the connection of a further stream (see
@@ -340,7 +386,11 @@ impl Channel {
         );
         let result = self
             .inner
-            .write(&wire::encode(id, frame), &[])
+            .write_vectored(
+                &[IoSlice::new(&wire::encode(id, frame))],
+                &[],
+                Sent::of(frame),
+            )
             .and_then(|()| self.wait_reply(id, timeout, cancel_on_flush));
         let mut s = self.inner.lock();
         s.pending.remove(&id);
@@ -379,8 +429,21 @@ impl Channel {
 
     /// Sends a buffer without waiting for the peer to push it, once fewer than `window`
     /// buffers are in flight. Returns the flow the peer reported for earlier buffers, so an
-    /// error reaches upstream at most `window` buffers late.
+    /// error reaches upstream at most `window` buffers late. A small buffer in plain memory
+    /// goes through the shared ring when there is one; anything else on the socket.
     pub fn send_buffer(&self, buffer: &gst::Buffer, window: usize) -> Result<(), ChannelError> {
+        let ring = self.ring();
+        if let Some(ring) = &ring
+            && buffer.size() < wire::SPLICE_MIN
+            && buffer
+                .iter_memories()
+                .all(|m| crate::memory::export(m).is_none())
+        {
+            let frame = wire::encode_buffer(0, buffer, false);
+            if ring.fits(frame.head.len()) {
+                return self.send_in_ring(ring, &frame.head, window);
+            }
+        }
         let mut s = self.inner.lock();
         loop {
             if let Some(e) = &s.closed {
@@ -392,10 +455,32 @@ impl Channel {
             if let Some(f) = s.flow {
                 return Err(ChannelError::Flow(f));
             }
-            if s.in_flight == 0 || (s.in_flight < window.max(1) && s.copied < MAX_IN_FLIGHT_BYTES) {
-                break;
+            let Some(ring) = &ring else {
+                if s.in_flight == 0
+                    || (s.in_flight < window.max(1) && s.copied < MAX_IN_FLIGHT_BYTES)
+                {
+                    break;
+                }
+                s = self.inner.cond.wait(s).unwrap();
+                continue;
+            };
+            // Buffers in the ring count in the window too.
+            let bell = ring.bell();
+            let wait = match ring
+                .room(0, window, s.in_flight)
+                .map_err(|e| self.fail(e.into()))?
+            {
+                None if s.copied < MAX_IN_FLIGHT_BYTES || s.in_flight == 0 => break,
+                None => None,
+                Some(at) => Some(at),
+            };
+            drop(s);
+            match wait {
+                Some(at) => ring.sleep(bell, at, RING_WAIT),
+                // Socket buffers are answered on the socket: the answer wakes the ring too.
+                None => ring.sleep(bell, u64::MAX, RING_WAIT),
             }
-            s = self.inner.cond.wait(s).unwrap();
+            s = self.inner.lock();
         }
         let id = self.inner.next_id();
         let lend = s.lent.len() < MAX_LENT && self.fd_memory_locked(&s);
@@ -416,11 +501,103 @@ impl Channel {
         }
         drop(s);
         let frame = wire::encode_buffer(id, buffer, lend);
-        let r = self.inner.write_vectored(&mut frame.slices(), &frame.fds);
+        let r = self
+            .inner
+            .write_vectored(&frame.slices(), &frame.fds, Sent::Item);
         if lent && (r.is_err() || frame.fds.is_empty()) {
             self.inner.lock().lent.remove(&id);
         }
         r
+    }
+
+    /// The ring for small buffers: made, and sent to the peer, with the first buffer after
+    /// a greeting that offers to take it.
+    fn ring(&self) -> Option<Arc<ring::Sender>> {
+        if !matches!(self.role, Role::Sender | Role::UpstreamSender) || !self.inner.can_pass_fds {
+            return None;
+        }
+        let offered = self
+            .inner
+            .lock()
+            .peer
+            .map(|h| h.features & wire::features::RING != 0)?;
+        self.inner
+            .ring
+            .get_or_init(|| {
+                if !offered {
+                    return None;
+                }
+                let ring = match ring::Sender::create() {
+                    Ok(r) => Arc::new(r),
+                    Err(e) => {
+                        gst::warning!(CAT, "{}: buffers go on the socket: {e}", self.inner.name);
+                        return None;
+                    }
+                };
+                let frame = wire::encode(
+                    0,
+                    &Frame::Ring {
+                        fd: ring.fd().try_clone_to_owned().ok()?,
+                        capacity: ring.capacity(),
+                    },
+                );
+                self.inner
+                    .write_vectored(&[IoSlice::new(&frame)], &[ring.fd()], Sent::Ring)
+                    .ok()?;
+                Some(ring)
+            })
+            .clone()
+    }
+
+    /// A small buffer through the ring: waits for room and for the window, then copies it in.
+    fn send_in_ring(
+        &self,
+        ring: &ring::Sender,
+        frame: &[u8],
+        window: usize,
+    ) -> Result<(), ChannelError> {
+        loop {
+            let bell = ring.bell();
+            let wake_at = {
+                let s = self.inner.lock();
+                if let Some(e) = &s.closed {
+                    return Err(e.clone());
+                }
+                if s.flushing {
+                    return Err(ChannelError::Flushing);
+                }
+                if let Some(f) = s.flow {
+                    return Err(ChannelError::Flow(f));
+                }
+                match ring.flow().map_err(|e| self.fail(e.into()))? {
+                    Some(f) if f != gst::FlowError::Flushing => return Err(ChannelError::Flow(f)),
+                    _ => {}
+                }
+                // The peer flushes: it would have answered FLUSHING, which we ignore.
+                if ring.refusing() {
+                    return Ok(());
+                }
+                match ring
+                    .room(frame.len(), window, s.in_flight)
+                    .map_err(|e| self.fail(e.into()))?
+                {
+                    None => break,
+                    Some(at) => at,
+                }
+            };
+            ring.sleep(bell, wake_at, RING_WAIT);
+        }
+        let order = self.inner.write_lock.lock().unwrap();
+        ring.write(&[frame], order.items);
+        Ok(())
+    }
+
+    /// Ends the connection for a reason found outside the reader (the peer broke the ring).
+    fn fail(&self, error: ChannelError) -> ChannelError {
+        gst::debug!(CAT, "{}: {error}", self.inner.name);
+        self.inner.close(error.clone());
+        let _ = rustix::io::write(&self.inner.stop, &1u64.to_ne_bytes());
+        error
     }
 
     fn fd_memory_locked(&self, s: &Shared) -> bool {
@@ -440,6 +617,7 @@ impl Channel {
         let mut s = self.inner.lock();
         s.flushing = flushing;
         self.inner.cond.notify_all();
+        self.inner.wake_ring();
     }
 
     pub fn reset_flow(&self) {
@@ -511,9 +689,17 @@ impl Inner {
         // What the peer held goes back to its pools: the peer is gone, or will never say.
         let lent = std::mem::take(&mut s.lent);
         self.cond.notify_all();
+        self.wake_ring();
         drop(s);
         drop(lent);
         first
+    }
+
+    /// Wakes a sender waiting for room in the ring: what it waits for may have changed.
+    fn wake_ring(&self) {
+        if let Some(Some(ring)) = self.ring.get() {
+            ring.wake();
+        }
     }
 
     fn wfd(&self) -> rustix::io::Result<BorrowedFd<'_>> {
@@ -525,7 +711,7 @@ impl Inner {
     }
 
     fn write(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
-        self.write_vectored(&mut [IoSlice::new(data)], fds)
+        self.write_vectored(&[IoSlice::new(data)], fds, Sent::Other)
     }
 
     /// Writes a whole frame, given in pieces. Frames from different threads never
@@ -533,10 +719,30 @@ impl Inner {
     /// most `ack_time`. `fds` go with the first byte of the frame (SCM_RIGHTS).
     fn write_vectored(
         &self,
-        mut data: &mut [IoSlice<'_>],
+        data: &[IoSlice<'_>],
         mut fds: &[BorrowedFd<'_>],
+        sent: Sent,
     ) -> Result<(), ChannelError> {
-        let _guard = self.write_lock.lock().unwrap();
+        let mut order = self.write_lock.lock().unwrap();
+        // Whatever follows on the socket comes after what is in the ring by now.
+        let after = match self.ring.get() {
+            Some(Some(ring)) if ring.head() != order.after_sent => {
+                order.after_sent = ring.head();
+                Some(wire::encode(0, &Frame::After(order.after_sent)))
+            }
+            _ => None,
+        };
+        match sent {
+            Sent::Item => order.items += 1,
+            Sent::Ring => *order = WriteOrder::default(),
+            Sent::Other => {}
+        }
+        let mut pieces: Vec<IoSlice<'_>> = after
+            .iter()
+            .map(|a| IoSlice::new(a))
+            .chain(data.iter().map(|d| IoSlice::new(d)))
+            .collect();
+        let mut data = &mut pieces[..];
         let deadline = Instant::now() + self.ack_time;
         IoSlice::advance_slices(&mut data, 0);
         while !data.is_empty() {
@@ -687,6 +893,7 @@ impl Inner {
                     s.flow = Some(e);
                 }
                 self.cond.notify_all();
+                self.wake_ring();
                 Ok(())
             }
             Frame::Reply(reply) => {

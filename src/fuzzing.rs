@@ -485,7 +485,7 @@ fn frames(stream: &[u8]) -> impl Iterator<Item = (FrameType, &[u8])> {
 fn target_of(t: FrameType) -> &'static str {
     match t {
         FrameType::Hello => "hello",
-        FrameType::Buffer | FrameType::Stream => "buffer_fds",
+        FrameType::Buffer | FrameType::Stream | FrameType::Ring => "buffer_fds",
         FrameType::Event => "event",
         FrameType::Query => "query",
         FrameType::StateChange => "state_change",
@@ -493,7 +493,7 @@ fn target_of(t: FrameType) -> &'static str {
         FrameType::Message => "message",
         FrameType::Reply => "reply",
         FrameType::Context => "context",
-        FrameType::Release => "release",
+        FrameType::Release | FrameType::After => "release",
         FrameType::Clock => "clock",
     }
 }

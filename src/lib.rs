@@ -17,6 +17,7 @@ mod link;
 pub mod memory;
 mod relay;
 mod replay;
+mod ring;
 pub mod sandbox;
 mod settings;
 mod sink;

@@ -121,6 +121,21 @@ fn check_kind(fd: BorrowedFd<'_>, kind: FdKind) -> Result<(), MemoryError> {
     Ok(())
 }
 
+/// Checks a memfd from the peer that we map read-write (the shared ring): sealed against
+/// shrinking, and exactly `len` bytes long.
+pub(crate) fn check_memfd(fd: BorrowedFd<'_>, len: u64) -> Result<(), MemoryError> {
+    check_kind(fd, FdKind::Memfd)?;
+    let size = rustix::fs::fstat(fd).map_err(MemoryError::Io)?.st_size as u64;
+    if size != len {
+        return Err(MemoryError::OutOfBounds {
+            offset: 0,
+            end: len,
+            size,
+        });
+    }
+    Ok(())
+}
+
 /// Wraps an fd from the peer as read-only memory covering `offset..offset + size` of it,
 /// once [`check_kind`] passed and the range lies inside it.
 pub fn import(
@@ -202,9 +217,10 @@ impl Default for MemfdAllocator {
     }
 }
 
-/// Makes one sealed memfd of `size` bytes, mapped by the caller's GstFdMemory before the
-/// write seal closes the door on everybody else.
-fn memfd(size: usize) -> rustix::io::Result<OwnedFd> {
+/// Makes one memfd of `size` bytes sealed against changing size (the pool's memory, mapped
+/// by the caller's GstFdMemory before the write seal closes the door on everybody else; the
+/// shared ring).
+pub(crate) fn sealed_memfd(size: usize) -> rustix::io::Result<OwnedFd> {
     let fd = rustix::fs::memfd_create(
         "rsipcpipeline",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
@@ -250,7 +266,7 @@ mod imp {
     impl MemfdAllocator {
         fn make(&self, size: usize, prefix: usize, padding: usize) -> Result<gst::Memory, String> {
             let total = prefix + size + padding;
-            let fd = memfd(total).map_err(|e| format!("memfd: {e}"))?;
+            let fd = sealed_memfd(total).map_err(|e| format!("memfd: {e}"))?;
             let raw = fd.into_raw_fd();
             let mut mem = unsafe {
                 self.obj()
@@ -314,7 +330,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     fn sealed(size: u64) -> OwnedFd {
-        memfd(size as usize).unwrap()
+        sealed_memfd(size as usize).unwrap()
     }
 
     #[test]

@@ -13,7 +13,8 @@ use gst::prelude::*;
 
 use crate::channel::ChannelError;
 use crate::link::{Link, LinkSlot, query_reply};
-use crate::wire::{Frame, Reply, Target};
+use crate::ring;
+use crate::wire::{self, Frame, HEADER_LEN, Header, Reply, Target};
 
 /// Flow returns gathered at most before they are sent.
 const MAX_HELD_FLOWS: usize = 32;
@@ -23,12 +24,20 @@ const MAX_HELD_FLOWS: usize = 32;
 /// cut off.
 const MAX_QUEUED_ITEMS: usize = 2048;
 const MAX_QUEUED_BYTES: usize = crate::wire::MAX_BODY_LEN + (16 << 20);
+/// How long the task spins on an empty ring before it sleeps: a sender that is streaming
+/// writes again within this, and a sleep and a wake-up cost more on both sides.
+const RING_SPIN: std::time::Duration = std::time::Duration::from_micros(40);
+/// Longest sleep on the ring before the task looks again (the peer may never wake it).
+const RING_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Which request of which connection an item answers: a slave restarted behind us must not
 /// get the answers meant for its predecessor.
 struct Origin {
     link: Arc<Link>,
     id: u32,
+    /// The position in that link's ring the sender had reached when it sent this: the
+    /// ring's entries before it are pushed first.
+    after: Option<u64>,
 }
 
 impl Origin {
@@ -60,9 +69,9 @@ impl Item {
         }
     }
 
-    fn id(&self) -> u32 {
+    fn origin(&self) -> &Origin {
         match self {
-            Item::Buffer(o, _) | Item::Event(o, _) | Item::Query(o, _) => o.id,
+            Item::Buffer(o, _) | Item::Event(o, _) | Item::Query(o, _) => o,
         }
     }
 }
@@ -78,9 +87,84 @@ struct Queue {
     /// Counts flushes: a push that began before a flush must not make its FLUSHING result
     /// sticky for the stream that follows it.
     epoch: u64,
+    /// The ring of small buffers of the current link, if its sender made one.
+    ring: Option<RingSlot>,
+}
+
+struct RingSlot {
+    /// Not kept alive by the ring: a link that went away takes its ring with it at the next
+    /// flush.
+    link: std::sync::Weak<Link>,
+    rx: Arc<ring::Receiver>,
+    /// The last position the sender announced with an AFTER frame.
+    after: u64,
+    /// Frames for the stream that came on the socket since the ring: see [`ring::Entry`].
+    items: u64,
+}
+
+impl RingSlot {
+    fn serves(&self, link: &Arc<Link>) -> bool {
+        std::ptr::eq(self.link.as_ptr(), Arc::as_ptr(link))
+    }
+}
+
+/// A frame copied out of the ring, read as a body without its header.
+struct RingBody(Vec<u8>);
+
+impl AsRef<[u8]> for RingBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0[HEADER_LEN..]
+    }
+}
+
+impl AsMut<[u8]> for RingBody {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.0[HEADER_LEN..]
+    }
+}
+
+/// The buffer of a frame from the ring, which only buffers without fds may use.
+fn ring_buffer(bytes: Vec<u8>) -> Result<gst::Buffer, ChannelError> {
+    let head: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| ChannelError::Unexpected("a frame shorter than its header".into()))?;
+    let header = Header::decode(head)?;
+    if header.frame_type != wire::FrameType::Buffer
+        || header.n_fds != 0
+        || header.len as usize != bytes.len() - HEADER_LEN
+    {
+        return Err(ChannelError::Unexpected(format!(
+            "a {:?} frame of {} bytes with {} fds in the ring, where only buffers without fds go",
+            header.frame_type, header.len, header.n_fds
+        )));
+    }
+    match wire::decode_with_fds(&header, RingBody(bytes), Vec::new(), &mut |_, _, _, _| {
+        Err(wire::WireError::UnexpectedFds)
+    })? {
+        Frame::Buffer(b) => Ok(b),
+        _ => unreachable!("a buffer header decodes to a buffer"),
+    }
+}
+
+/// What the task does next.
+enum Next {
+    Item(Item),
+    Ring(Arc<ring::Receiver>, gst::Buffer, u64),
 }
 
 impl Queue {
+    /// Whether the item at the front may go: the ring's entries sent before it are done.
+    fn front_due(&self) -> bool {
+        let Some(item) = self.items.front() else {
+            return false;
+        };
+        match (&self.ring, item.origin().after) {
+            (Some(r), Some(after)) if r.serves(&item.origin().link) => r.rx.tail() >= after,
+            _ => true,
+        }
+    }
+
     fn push(&mut self, item: Item, front: bool) {
         self.bytes += item.inline_bytes();
         if front {
@@ -148,6 +232,7 @@ impl Replay {
                 flushing: true,
                 flow: Ok(gst::FlowSuccess::Ok),
                 epoch: 0,
+                ring: None,
             }),
             queue_cond: Condvar::new(),
             flows: Mutex::new(Vec::new()),
@@ -168,9 +253,23 @@ impl Replay {
         frame: Frame,
     ) -> Result<Option<Frame>, ChannelError> {
         let this = self.clone();
+        let frame = match frame {
+            Frame::Ring { fd, capacity } => {
+                return self.take_ring(link, fd, capacity).map(|_| None);
+            }
+            Frame::After(position) => return self.ring_after(link, position).map(|_| None),
+            frame => frame,
+        };
+        let after = if frame.is_stream_item() {
+            let q = self.queue.lock().unwrap();
+            q.ring.as_ref().filter(|r| r.serves(link)).map(|r| r.after)
+        } else {
+            None
+        };
         let origin = Origin {
             link: link.clone(),
             id,
+            after,
         };
         match frame {
             Frame::Buffer(buffer) => self.enqueue_for_peer(Item::Buffer(origin, buffer))?,
@@ -233,6 +332,54 @@ impl Replay {
         Ok(None)
     }
 
+    /// The ring the sender made for this link's small buffers; one per link.
+    fn take_ring(
+        &self,
+        link: &Arc<Link>,
+        fd: std::os::fd::OwnedFd,
+        capacity: u32,
+    ) -> Result<(), ChannelError> {
+        let mut q = self.queue.lock().unwrap();
+        if q.ring.as_ref().is_some_and(|r| r.serves(link)) {
+            return Err(ChannelError::Unexpected("a second ring".into()));
+        }
+        let rx = Arc::new(ring::Receiver::map(fd, capacity)?);
+        rx.set_refusing(q.flushing);
+        gst::debug!(
+            self.cat,
+            obj = self.srcpad,
+            "small buffers come in a ring of {capacity} bytes"
+        );
+        q.ring = Some(RingSlot {
+            link: Arc::downgrade(link),
+            rx,
+            after: 0,
+            items: 0,
+        });
+        self.queue_cond.notify_one();
+        Ok(())
+    }
+
+    /// What the sender sends on the socket next comes after the ring's entries up to
+    /// `position`, which it wrote before.
+    fn ring_after(&self, link: &Arc<Link>, position: u64) -> Result<(), ChannelError> {
+        let mut q = self.queue.lock().unwrap();
+        let Some(r) = q.ring.as_mut().filter(|r| r.serves(link)) else {
+            return Err(ChannelError::Unexpected(
+                "a ring position without a ring".into(),
+            ));
+        };
+        let head = r.rx.head()?;
+        if position < r.after || position > head || !position.is_multiple_of(ring::ALIGN) {
+            return Err(ChannelError::Unexpected(format!(
+                "a ring position of {position}, not in {}..={head}",
+                r.after
+            )));
+        }
+        r.after = position;
+        Ok(())
+    }
+
     /// Answers an item that will not be pushed.
     fn refuse(&self, item: Item, flow: gst::FlowError) {
         match item {
@@ -244,6 +391,14 @@ impl Replay {
 
     fn enqueue(&self, item: Item, front: bool) {
         let mut q = self.queue.lock().unwrap();
+        // Counted with the queue locked, refused or not: the ring's entries that come after
+        // it go only once it is in the queue.
+        if item.origin().after.is_some()
+            && let Some(r) = q.ring.as_mut()
+            && r.serves(&item.origin().link)
+        {
+            r.items += 1;
+        }
         let refusal = if q.flushing {
             Some(gst::FlowError::Flushing)
         } else if let (Err(e), Item::Buffer(..)) = (q.flow, &item) {
@@ -259,7 +414,15 @@ impl Replay {
             return;
         }
         q.push(item, front);
+        self.wake_task(&q);
+    }
+
+    /// Wakes the task, whether it sleeps on the queue or on the ring.
+    fn wake_task(&self, q: &Queue) {
         self.queue_cond.notify_one();
+        if let Some(r) = &q.ring {
+            r.rx.wake();
+        }
     }
 
     /// [`Self::enqueue`] for what the peer sent: a peer that sends more than it may have in
@@ -287,7 +450,19 @@ impl Replay {
             let mut q = self.queue.lock().unwrap();
             q.flushing = true;
             q.epoch += 1;
+            if let Some(r) = &q.ring {
+                // What the sender wrote is answered FLUSHING, as queued items are: dropped.
+                r.rx.set_refusing(true);
+                let _ = r.rx.discard();
+            }
+            if q.ring
+                .as_ref()
+                .is_some_and(|r| r.link.upgrade().is_none_or(|l| l.channel.is_closed()))
+            {
+                q.ring = None;
+            }
             self.queue_cond.notify_all();
+            self.wake_task(&q);
             q.take_all()
         };
         for item in items {
@@ -317,6 +492,13 @@ impl Replay {
         let mut q = self.queue.lock().unwrap();
         q.flushing = false;
         q.flow = Ok(gst::FlowSuccess::Ok);
+        if let Some(r) = &q.ring {
+            // Written while we flushed: from before the flush (the sender sends FLUSH_STOP,
+            // and starts again, only once its own streaming thread stopped).
+            let _ = r.rx.discard();
+            r.rx.set_flow(Ok(gst::FlowSuccess::Ok));
+            r.rx.set_refusing(false);
+        }
     }
 
     /// Takes items again and starts pushing them (READY to PAUSED).
@@ -354,12 +536,12 @@ impl Replay {
 
     /// One iteration of the streaming thread: push the next item and answer it.
     fn task_iteration(&self) {
-        let (item, epoch) = {
+        let (next, epoch) = {
             let mut q = self.queue.lock().unwrap();
             loop {
                 // Held answers go out before the task waits or pauses; not under the queue
                 // lock, which the reader needs to queue what arrives meanwhile.
-                if (q.flushing || q.items.is_empty()) && !self.flows.lock().unwrap().is_empty() {
+                if (q.flushing || !q.front_due()) && !self.flows.lock().unwrap().is_empty() {
                     drop(q);
                     self.answer_flows();
                     q = self.queue.lock().unwrap();
@@ -372,41 +554,123 @@ impl Replay {
                     let _ = self.srcpad.pause_task();
                     return;
                 }
-                if let Some(item) = q.pop() {
-                    break (item, q.epoch);
+                if q.front_due() {
+                    break (Next::Item(q.pop().unwrap()), q.epoch);
                 }
-                q = self.queue_cond.wait(q).unwrap();
-            }
-        };
-        gst::log!(self.cat, obj = self.srcpad, "pushing item {}", item.id());
-        match item {
-            Item::Buffer(origin, buffer) => {
-                if !self.stream_ready() {
-                    self.stream_error(format!(
-                        "The {} sent a buffer before stream-start and segment",
-                        self.peer
-                    ));
-                    origin.reply(Reply::Flow(gst::FlowReturn::Error));
-                    return;
-                }
-                if let Some(before) = &self.before_buffer
-                    && let Some(link) = self.link.get()
-                {
-                    before(&link);
-                }
-                let flow = self.srcpad.push(buffer);
-                self.pushed.fetch_add(1, Ordering::SeqCst);
-                if self.waiters.load(Ordering::SeqCst) > 0 {
-                    let _guard = self.pushed_cond.0.lock().unwrap();
-                    self.pushed_cond.1.notify_all();
-                }
-                if let Err(e) = flow {
-                    gst::debug!(self.cat, obj = self.srcpad, "downstream returned {e:?}");
-                    let mut q = self.queue.lock().unwrap();
-                    if q.flow.is_ok() && q.epoch == epoch {
-                        q.flow = Err(e);
+                let Some(rx) = q.ring.as_ref().map(|r| r.rx.clone()) else {
+                    q = self.queue_cond.wait(q).unwrap();
+                    continue;
+                };
+                // Read before looking: a wake-up after this makes the sleep return at once.
+                let bell = rx.bell();
+                let seen = rx.written();
+                // An entry waits for the frames sent on the socket before it.
+                let items = q.ring.as_ref().map_or(0, |r| r.items);
+                let entry = match rx.next().map_err(ChannelError::from).and_then(|e| {
+                    e.filter(|e| e.items <= items)
+                        .map(|e| ring_buffer(e.bytes).map(|b| (b, e.end)))
+                        .transpose()
+                }) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        drop(q);
+                        self.ring_broken(e);
+                        return;
+                    }
+                };
+                match entry {
+                    // After a flow error, buffers are dropped without being pushed, as the
+                    // queue's are (the sender has the error already).
+                    Some((_, end)) if q.flow.is_err() => rx.finish(end),
+                    Some((buffer, end)) => break (Next::Ring(rx, buffer, end), q.epoch),
+                    None => {
+                        drop(q);
+                        let spin_until = std::time::Instant::now() + RING_SPIN;
+                        while rx.written() == seen
+                            && rx.bell() == bell
+                            && std::time::Instant::now() < spin_until
+                        {
+                            std::hint::spin_loop();
+                        }
+                        rx.sleep(bell, seen, RING_WAIT);
+                        q = self.queue.lock().unwrap();
                     }
                 }
+            }
+        };
+        match next {
+            Next::Ring(rx, buffer, end) => {
+                let flow = self.push_buffer(buffer, epoch);
+                if let Err(e) = flow
+                    && e != gst::FlowError::Flushing
+                {
+                    rx.set_flow(flow);
+                }
+                rx.finish(end);
+            }
+            Next::Item(item) => self.push_item(item, epoch),
+        }
+    }
+
+    /// The peer broke the ring: the stream cannot go on.
+    fn ring_broken(&self, error: ChannelError) {
+        self.stream_error(format!("The {} broke the stream: {error}", self.peer));
+        let slot = {
+            let mut q = self.queue.lock().unwrap();
+            q.flow = Err(gst::FlowError::Error);
+            q.ring.take()
+        };
+        if let Some(link) = slot.and_then(|r| r.link.upgrade()) {
+            link.channel.disconnect();
+        }
+    }
+
+    /// Pushes a buffer (the stream must have started): its flow, kept as the sticky error of
+    /// the queue unless a flush came meanwhile.
+    fn push_buffer(
+        &self,
+        buffer: gst::Buffer,
+        epoch: u64,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if !self.stream_ready() {
+            self.stream_error(format!(
+                "The {} sent a buffer before stream-start and segment",
+                self.peer
+            ));
+            return Err(gst::FlowError::Error);
+        }
+        if let Some(before) = &self.before_buffer
+            && let Some(link) = self.link.get()
+        {
+            before(&link);
+        }
+        let flow = self.srcpad.push(buffer);
+        self.pushed.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.pushed_cond.0.lock().unwrap();
+            self.pushed_cond.1.notify_all();
+        }
+        if let Err(e) = flow {
+            gst::debug!(self.cat, obj = self.srcpad, "downstream returned {e:?}");
+            let mut q = self.queue.lock().unwrap();
+            if q.flow.is_ok() && q.epoch == epoch {
+                q.flow = Err(e);
+            }
+        }
+        flow
+    }
+
+    /// Pushes what came on the socket, and answers it.
+    fn push_item(&self, item: Item, epoch: u64) {
+        gst::log!(
+            self.cat,
+            obj = self.srcpad,
+            "pushing item {}",
+            item.origin().id
+        );
+        match item {
+            Item::Buffer(origin, buffer) => {
+                let flow = self.push_buffer(buffer, epoch);
                 let mut flows = self.flows.lock().unwrap();
                 flows.push((origin, Reply::Flow(flow.into())));
                 if flows.len() >= MAX_HELD_FLOWS {

@@ -25,8 +25,11 @@ pub const MAX_MEMORIES: usize = 64;
 pub mod features {
     /// fd-backed memory crosses as the fd (SCM_RIGHTS), over a unix socket.
     pub const FD_MEMORY: u64 = 1 << 0;
+    /// Small buffers cross through a ring in shared memory (see `ring.rs`): the sender
+    /// makes it and sends it in a RING frame; over a unix socket only.
+    pub const RING: u64 = 1 << 1;
     /// What this build implements.
-    pub const SUPPORTED: u64 = FD_MEMORY;
+    pub const SUPPORTED: u64 = FD_MEMORY | RING;
 }
 
 #[repr(u8)]
@@ -47,6 +50,10 @@ pub enum FrameType {
     /// A further stream of an upstream slave, on a connection of its own whose master end
     /// is the frame's one fd.
     Stream = 12,
+    /// The shared ring of small buffers (its one fd, a memfd), made by the sending end.
+    Ring = 13,
+    /// The frames for the stream that follow come after the ring's entries up to here.
+    After = 14,
 }
 
 impl TryFrom<u8> for FrameType {
@@ -65,6 +72,8 @@ impl TryFrom<u8> for FrameType {
             10 => FrameType::Release,
             11 => FrameType::Clock,
             12 => FrameType::Stream,
+            13 => FrameType::Ring,
+            14 => FrameType::After,
             _ => return Err(WireError::UnknownFrameType(v)),
         })
     }
@@ -97,7 +106,7 @@ impl Header {
         // Only buffers lend memory as fds; a stream brings its connection.
         let fds_ok = match frame_type {
             FrameType::Buffer => n_fds as usize <= MAX_FDS,
-            FrameType::Stream => n_fds == 1,
+            FrameType::Stream | FrameType::Ring => n_fds == 1,
             _ => n_fds == 0,
         };
         if !fds_ok {
@@ -250,9 +259,41 @@ pub enum Frame {
     Clock(ClockInfo),
     /// The master's end of the connection of a further stream (a unix socket).
     Stream(OwnedFd),
+    /// The sender's ring: a memfd and the bytes of entries it holds.
+    Ring {
+        fd: OwnedFd,
+        capacity: u32,
+    },
+    /// A position in the ring (see [`FrameType::After`]).
+    After(u64),
 }
 
 impl Frame {
+    /// Whether the receiving end of a stream pushes this frame in stream order (queued
+    /// behind the buffers before it): buffers, and serialized events and queries for its
+    /// pad, flushes excepted.
+    pub fn is_stream_item(&self) -> bool {
+        match self {
+            Frame::Buffer(_) => true,
+            Frame::Event {
+                target: Target::Pad,
+                event,
+            } => {
+                event.is_downstream()
+                    && event.is_serialized()
+                    && !matches!(
+                        event.type_(),
+                        gst::EventType::FlushStart | gst::EventType::FlushStop
+                    )
+            }
+            Frame::Query {
+                target: Target::Pad,
+                query,
+            } => query.is_downstream() && query.is_serialized(),
+            _ => false,
+        }
+    }
+
     pub fn frame_type(&self) -> FrameType {
         match self {
             Frame::Hello(_) => FrameType::Hello,
@@ -267,6 +308,8 @@ impl Frame {
             Frame::Release => FrameType::Release,
             Frame::Clock(_) => FrameType::Clock,
             Frame::Stream(_) => FrameType::Stream,
+            Frame::Ring { .. } => FrameType::Ring,
+            Frame::After(_) => FrameType::After,
         }
     }
 }
@@ -305,6 +348,8 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
             w.bool(*live);
         }
         Frame::StateLost | Frame::Release | Frame::Stream(_) => {}
+        Frame::Ring { capacity, .. } => w.u32(*capacity),
+        Frame::After(position) => w.u64(*position),
         Frame::Context(c) => encode_context(&mut w, c),
         Frame::Clock(c) => {
             w.u8(c.kind as u8);
@@ -346,6 +391,9 @@ pub fn encode(id: u32, frame: &Frame) -> Vec<u8> {
     }
     let mut out = w.into_inner();
     finish_header(&mut out, id, frame.frame_type());
+    if let Frame::Ring { .. } = frame {
+        out[6..8].copy_from_slice(&1u16.to_le_bytes());
+    }
     out
 }
 
@@ -673,6 +721,11 @@ where
             }
             Frame::Stream(fd)
         }
+        FrameType::Ring => Frame::Ring {
+            fd: fds.into_iter().next().ok_or(WireError::UnexpectedFds)?,
+            capacity: r.u32()?,
+        },
+        FrameType::After => Frame::After(r.u64()?),
         FrameType::Context => Frame::Context(decode_context(&mut r, 1)?),
         FrameType::Clock => {
             let k = r.u8()?;
