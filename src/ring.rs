@@ -476,3 +476,158 @@ impl Receiver {
         bump_and_wake(self.map.u32(DOORBELL));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (Sender, Receiver, Mapping) {
+        let tx = Sender::create().unwrap();
+        let rx = Receiver::map(tx.fd().try_clone_to_owned().unwrap(), tx.capacity()).unwrap();
+        // What a hostile peer sees and writes.
+        let peer = Mapping::new(tx.fd(), CONTROL + CAPACITY as usize).unwrap();
+        (tx, rx, peer)
+    }
+
+    #[test]
+    fn frames_come_out_in_order_across_the_end_of_the_ring() {
+        let (tx, rx, _) = pair();
+        let mut sent = 0u64;
+        for round in 0..2000u64 {
+            let len = 1 + (round as usize * 7919) % 9000;
+            let frame: Vec<u8> = (0..len).map(|i| (i as u64 ^ round) as u8).collect();
+            assert_eq!(tx.room(len, 1024, 0).unwrap(), None);
+            tx.write(&[&frame[..len / 2], &frame[len / 2..]], round);
+            sent += 1;
+            let e = rx.next().unwrap().unwrap();
+            assert_eq!(e.bytes, frame);
+            assert_eq!(e.items, round);
+            rx.finish(e.end);
+            assert!(rx.next().unwrap().is_none());
+        }
+        assert_eq!(sent, 2000);
+        assert!(
+            tx.head() > 4 * CAPACITY as u64,
+            "the test wrapped around a few times"
+        );
+    }
+
+    #[test]
+    fn the_window_and_the_room_hold_the_sender_back() {
+        let (tx, rx, _) = pair();
+        tx.write(&[b"one"], 0);
+        tx.write(&[b"two"], 0);
+        // Two unfinished entries: a window of 2 is full, and the sender wants to be woken
+        // only when half of it is free.
+        let at = tx.room(3, 2, 0).unwrap().expect("full");
+        let first = rx.next().unwrap().unwrap();
+        assert!(at >= first.end);
+        rx.finish(first.end);
+        assert_eq!(tx.room(3, 2, 0).unwrap(), None);
+        // Buffers in flight on the socket count in the same window.
+        assert!(tx.room(3, 2, 1).unwrap().is_some());
+        // A frame larger than the room left waits for it.
+        let big = vec![0u8; tx.capacity() as usize / 4 - 64];
+        let mut written = 0;
+        while tx.room(big.len(), 1024, 0).unwrap().is_none() {
+            tx.write(&[&big], 0);
+            written += 1;
+        }
+        assert!((3..=4).contains(&written), "{written}");
+    }
+
+    #[test]
+    fn a_flush_drops_what_was_written() {
+        let (tx, rx, _) = pair();
+        for _ in 0..10 {
+            tx.write(&[b"stale"], 0);
+        }
+        rx.discard().unwrap();
+        assert!(rx.next().unwrap().is_none());
+        tx.write(&[b"fresh"], 0);
+        let e = rx.next().unwrap().unwrap();
+        assert_eq!(e.bytes, b"fresh");
+        // A push that began before the flush does not move the tail back.
+        rx.finish(ENTRY_HEADER * 2);
+        assert_eq!(rx.next().unwrap().unwrap().bytes, b"fresh");
+    }
+
+    #[test]
+    fn positions_and_entries_the_sender_breaks_are_errors() {
+        let (tx, rx, peer) = pair();
+        tx.write(&[b"ok"], 0);
+        // A head behind our tail, or more than a ring ahead of it, or not aligned.
+        for head in [CAPACITY as u64 + 64, 8] {
+            peer.u64(HEAD).store(head, SeqCst);
+            assert!(matches!(rx.next(), Err(RingError::Broken(_))), "{head}");
+        }
+        let e = {
+            peer.u64(HEAD).store(tx.head(), SeqCst);
+            rx.next().unwrap().unwrap()
+        };
+        rx.finish(e.end);
+        peer.u64(HEAD).store(0, SeqCst);
+        assert!(rx.next().is_err());
+        // Entries: unknown kind, longer than what was written, running past the end.
+        let at = e.end as usize;
+        for (len, kind) in [(4u32, 9u32), (4096, KIND_FRAME), (CAPACITY, KIND_FRAME)] {
+            let mut h = [0u8; 16];
+            h[..4].copy_from_slice(&len.to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
+            unsafe { std::ptr::copy_nonoverlapping(h.as_ptr(), peer.data().add(at), 16) };
+            peer.u64(HEAD).store(e.end + 64, SeqCst);
+            assert!(rx.next().is_err(), "{len} {kind}");
+        }
+    }
+
+    #[test]
+    fn what_the_receiver_breaks_is_an_error_for_the_sender() {
+        let (tx, _rx, peer) = pair();
+        tx.write(&[b"x"], 0);
+        // A tail ahead of the head, then behind where it was.
+        peer.u64(TAIL).store(tx.head() + 16, SeqCst);
+        assert!(tx.room(1, 8, 0).is_err());
+        peer.u64(TAIL).store(tx.head(), SeqCst);
+        assert!(tx.room(1, 8, 0).unwrap().is_none());
+        peer.u64(TAIL).store(0, SeqCst);
+        assert!(tx.room(1, 8, 0).is_err());
+        // Flow returns: errors are read, anything else is refused.
+        peer.u32(FLOW)
+            .store(gst::FlowReturn::Eos.into_glib() as u32, SeqCst);
+        assert_eq!(tx.flow().unwrap(), Some(gst::FlowError::Eos));
+        peer.u32(FLOW).store(12345, SeqCst);
+        assert!(tx.flow().is_err());
+    }
+
+    #[test]
+    fn the_receiver_checks_the_memory_it_maps() {
+        let unsealed = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&unsealed, CONTROL as u64 + CAPACITY as u64).unwrap();
+        assert!(Receiver::map(unsealed, CAPACITY).is_err());
+        let small = crate::memory::sealed_memfd(CONTROL + 4096).unwrap();
+        assert!(Receiver::map(small, CAPACITY).is_err());
+        let tx = Sender::create().unwrap();
+        for capacity in [0, 1000, MAX_CAPACITY * 2] {
+            assert!(Receiver::map(tx.fd().try_clone_to_owned().unwrap(), capacity).is_err());
+        }
+    }
+
+    #[test]
+    fn a_sleeping_receiver_is_woken_by_a_write() {
+        let (tx, rx, _) = pair();
+        let rx = std::sync::Arc::new(rx);
+        let bell = rx.bell();
+        let seen = rx.written();
+        let t = std::thread::spawn({
+            let rx = rx.clone();
+            move || {
+                let start = std::time::Instant::now();
+                rx.sleep(bell, seen, Duration::from_secs(30));
+                start.elapsed()
+            }
+        });
+        tx.write(&[b"wake up"], 0);
+        assert!(t.join().unwrap() < Duration::from_secs(20));
+        assert_eq!(rx.next().unwrap().unwrap().bytes, b"wake up");
+    }
+}

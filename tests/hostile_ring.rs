@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MPL-2.0
+//! A hostile master and the shared ring of small buffers: memory that is not what a ring must
+//! be, positions it never wrote, entries that are not buffers, garbage where entries should
+//! be. Each time the src posts one ERROR and goes to NULL at once.
+
+mod common;
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use common::fake_peer::{FakeMaster, send_all};
+use common::*;
+use gstrsipcpipeline::wire::{self, Frame, features};
+
+/// What the ring's layout is on the wire (see ARCHITECTURE.md): a page of control words,
+/// the sender's head first, then the entries.
+const CONTROL: usize = 4096;
+const CAPACITY: u32 = 1 << 20;
+
+fn memfd(len: usize, seals: rustix::fs::SealFlags) -> OwnedFd {
+    use rustix::fs::MemfdFlags;
+    let fd = rustix::fs::memfd_create("hostile", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .unwrap();
+    rustix::fs::ftruncate(&fd, len as u64).unwrap();
+    if !seals.is_empty() {
+        rustix::fs::fcntl_add_seals(&fd, seals).unwrap();
+    }
+    fd
+}
+
+fn sealed_ring() -> OwnedFd {
+    memfd(
+        CONTROL + CAPACITY as usize,
+        rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW,
+    )
+}
+
+/// Writes `bytes` at `offset` of the ring's memory.
+fn poke(fd: &OwnedFd, offset: usize, bytes: &[u8]) {
+    rustix::io::pwrite(fd, bytes, offset as u64).unwrap();
+}
+
+/// One entry at the start of the ring: its header and `frame`, and the head after it.
+fn entry(fd: &OwnedFd, kind: u32, frame: &[u8]) {
+    let mut e = Vec::new();
+    e.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    e.extend_from_slice(&kind.to_le_bytes());
+    e.extend_from_slice(&0u64.to_le_bytes());
+    e.extend_from_slice(frame);
+    let padded = e.len().div_ceil(16) * 16;
+    poke(fd, CONTROL, &e);
+    poke(fd, 0, &(padded as u64).to_le_bytes());
+}
+
+/// A master that sends its ring `fd` (with `capacity`), then does `then`: the src's ERROR.
+fn refused(fd: &OwnedFd, capacity: u32, then: impl FnOnce(&mut FakeMaster)) -> String {
+    let mut master = FakeMaster::start(features::FD_MEMORY | features::RING);
+    let ring = wire::encode(
+        master.next_id(),
+        &Frame::Ring {
+            fd: fd.try_clone().unwrap(),
+            capacity,
+        },
+    );
+    let _ = send_all(&master.peer, &ring, &[fd.as_fd()]);
+    then(&mut master);
+    let text = master.error();
+    master.finish(None);
+    text
+}
+
+#[test]
+fn memory_that_is_no_ring() {
+    init();
+    let unsealed = memfd(CONTROL + CAPACITY as usize, rustix::fs::SealFlags::empty());
+    let text = refused(&unsealed, CAPACITY, |_| {});
+    assert!(text.contains("shared ring"), "unsealed: {text}");
+    let short = memfd(CONTROL, rustix::fs::SealFlags::SHRINK);
+    let text = refused(&short, CAPACITY, |_| {});
+    assert!(text.contains("shared ring"), "too short: {text}");
+    let text = refused(&sealed_ring(), 1000, |_| {});
+    assert!(text.contains("capacity of 1000"), "odd capacity: {text}");
+    let text = refused(&sealed_ring(), CAPACITY, |m| {
+        let second = sealed_ring();
+        let frame = wire::encode(
+            m.next_id(),
+            &Frame::Ring {
+                fd: second.try_clone().unwrap(),
+                capacity: CAPACITY,
+            },
+        );
+        let _ = send_all(&m.peer, &frame, &[second.as_fd()]);
+    });
+    assert!(text.contains("a second ring"), "a second ring: {text}");
+}
+
+#[test]
+fn positions_never_written() {
+    init();
+    let mut master = FakeMaster::start(features::FD_MEMORY | features::RING);
+    master.send(&Frame::After(16));
+    let text = master.error();
+    master.finish(None);
+    assert!(text.contains("without a ring"), "{text}");
+
+    let text = refused(&sealed_ring(), CAPACITY, |m| {
+        m.send(&Frame::After(4096));
+    });
+    assert!(text.contains("ring position of 4096"), "{text}");
+
+    let ring = sealed_ring();
+    poke(&ring, 0, &(CAPACITY as u64 * 3).to_le_bytes());
+    let text = refused(&ring, CAPACITY, |_| {});
+    assert!(text.contains("write position"), "{text}");
+}
+
+#[test]
+fn entries_that_are_not_buffers() {
+    init();
+    let garbage = sealed_ring();
+    entry(&garbage, 9, &[1, 2, 3, 4]);
+    let text = refused(&garbage, CAPACITY, |_| {});
+    assert!(text.contains("kind 9"), "{text}");
+
+    let event = sealed_ring();
+    entry(
+        &event,
+        1,
+        &wire::encode(
+            1,
+            &Frame::Event {
+                target: wire::Target::Pad,
+                event: gst::event::Eos::new(),
+            },
+        ),
+    );
+    let text = refused(&event, CAPACITY, |_| {});
+    assert!(text.contains("only buffers"), "{text}");
+
+    let truncated = sealed_ring();
+    let mut b = gst::Buffer::with_size(64).unwrap();
+    b.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
+    let mut frame = wire::encode(1, &Frame::Buffer(b));
+    frame.truncate(frame.len() - 10);
+    entry(&truncated, 1, &frame);
+    let text = refused(&truncated, CAPACITY, |_| {});
+    assert!(text.contains("broke the stream"), "{text}");
+}
