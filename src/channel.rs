@@ -98,6 +98,9 @@ const MAX_NEW_NAME_BYTES: usize = 256 << 10;
 /// Fds received and not yet taken by their frame.
 const MAX_PENDING_FDS: usize = 4 * wire::MAX_FDS;
 
+/// What a buffer frame takes besides its data, metas apart: a buffer bigger than the ring
+/// takes is not encoded for it.
+const SMALL_FRAME_OVERHEAD: usize = 128;
 /// Longest sleep of a sender waiting for room in the ring before it looks again: the peer
 /// may not wake it (it is not ours to trust), and nothing it does can make us wait longer.
 const RING_WAIT: Duration = Duration::from_millis(20);
@@ -434,14 +437,16 @@ impl Channel {
     pub fn send_buffer(&self, buffer: &gst::Buffer, window: usize) -> Result<(), ChannelError> {
         let ring = self.ring();
         if let Some(ring) = &ring
-            && buffer.size() < wire::SPLICE_MIN
+            && ring.fits(buffer.size() + SMALL_FRAME_OVERHEAD)
             && buffer
                 .iter_memories()
                 .all(|m| crate::memory::export(m).is_none())
         {
             let frame = wire::encode_buffer(0, buffer, false);
-            if ring.fits(frame.head.len()) {
-                return self.send_in_ring(ring, &frame.head, window);
+            let pieces = frame.slices();
+            let pieces: Vec<&[u8]> = pieces.iter().map(|p| &**p).collect();
+            if ring.fits(pieces.iter().map(|p| p.len()).sum()) {
+                return self.send_in_ring(ring, &pieces, window);
             }
         }
         let mut s = self.inner.lock();
@@ -553,9 +558,10 @@ impl Channel {
     fn send_in_ring(
         &self,
         ring: &ring::Sender,
-        frame: &[u8],
+        frame: &[&[u8]],
         window: usize,
     ) -> Result<(), ChannelError> {
+        let len = frame.iter().map(|p| p.len()).sum();
         loop {
             let bell = ring.bell();
             let wake_at = {
@@ -569,16 +575,12 @@ impl Channel {
                 if let Some(f) = s.flow {
                     return Err(ChannelError::Flow(f));
                 }
-                match ring.flow().map_err(|e| self.fail(e.into()))? {
-                    Some(f) if f != gst::FlowError::Flushing => return Err(ChannelError::Flow(f)),
-                    _ => {}
-                }
                 // The peer flushes: it would have answered FLUSHING, which we ignore.
                 if ring.refusing() {
                     return Ok(());
                 }
                 match ring
-                    .room(frame.len(), window, s.in_flight)
+                    .room(len, window, s.in_flight)
                     .map_err(|e| self.fail(e.into()))?
                 {
                     None => break,
@@ -588,7 +590,7 @@ impl Channel {
             ring.sleep(bell, wake_at, RING_WAIT);
         }
         let order = self.inner.write_lock.lock().unwrap();
-        ring.write(&[frame], order.items);
+        ring.write(frame, order.items);
         Ok(())
     }
 
@@ -874,6 +876,24 @@ impl Inner {
                     header.id
                 ))),
             },
+            // Buffers of the ring are answered only with an error, by a reply to id 0 (the
+            // id of every frame in the ring), after what the peer posted before it.
+            Frame::Reply(Reply::Flow(f)) if header.id == 0 => {
+                if !matches!(self.ring.get(), Some(Some(_))) {
+                    return Err(ChannelError::Unexpected(
+                        "a flow return for the ring, which we did not make".into(),
+                    ));
+                }
+                if let Err(e) = f.into_result()
+                    && e != gst::FlowError::Flushing
+                    && s.flow.is_none()
+                {
+                    s.flow = Some(e);
+                }
+                self.cond.notify_all();
+                self.wake_ring();
+                Ok(())
+            }
             Frame::Reply(Reply::Flow(f)) => {
                 if s.in_flight == 0 {
                     return Err(ChannelError::Unexpected(

@@ -24,9 +24,6 @@ const MAX_HELD_FLOWS: usize = 32;
 /// cut off.
 const MAX_QUEUED_ITEMS: usize = 2048;
 const MAX_QUEUED_BYTES: usize = crate::wire::MAX_BODY_LEN + (16 << 20);
-/// How long the task spins on an empty ring before it sleeps: a sender that is streaming
-/// writes again within this, and a sleep and a wake-up cost more on both sides.
-const RING_SPIN: std::time::Duration = std::time::Duration::from_micros(40);
 /// Longest sleep on the ring before the task looks again (the peer may never wake it).
 const RING_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -150,7 +147,7 @@ fn ring_buffer(bytes: Vec<u8>) -> Result<gst::Buffer, ChannelError> {
 /// What the task does next.
 enum Next {
     Item(Item),
-    Ring(Arc<ring::Receiver>, gst::Buffer, u64),
+    Ring(Arc<ring::Receiver>, std::sync::Weak<Link>, gst::Buffer, u64),
 }
 
 impl Queue {
@@ -496,7 +493,6 @@ impl Replay {
             // Written while we flushed: from before the flush (the sender sends FLUSH_STOP,
             // and starts again, only once its own streaming thread stopped).
             let _ = r.rx.discard();
-            r.rx.set_flow(Ok(gst::FlowSuccess::Ok));
             r.rx.set_refusing(false);
         }
     }
@@ -582,16 +578,12 @@ impl Replay {
                     // After a flow error, buffers are dropped without being pushed, as the
                     // queue's are (the sender has the error already).
                     Some((_, end)) if q.flow.is_err() => rx.finish(end),
-                    Some((buffer, end)) => break (Next::Ring(rx, buffer, end), q.epoch),
+                    Some((buffer, end)) => {
+                        let link = q.ring.as_ref().map(|r| r.link.clone()).unwrap_or_default();
+                        break (Next::Ring(rx, link, buffer, end), q.epoch);
+                    }
                     None => {
                         drop(q);
-                        let spin_until = std::time::Instant::now() + RING_SPIN;
-                        while rx.written() == seen
-                            && rx.bell() == bell
-                            && std::time::Instant::now() < spin_until
-                        {
-                            std::hint::spin_loop();
-                        }
                         rx.sleep(bell, seen, RING_WAIT);
                         q = self.queue.lock().unwrap();
                     }
@@ -599,12 +591,14 @@ impl Replay {
             }
         };
         match next {
-            Next::Ring(rx, buffer, end) => {
+            Next::Ring(rx, link, buffer, end) => {
                 let flow = self.push_buffer(buffer, epoch);
+                // Only errors are answered, on the socket: after the messages posted before.
                 if let Err(e) = flow
                     && e != gst::FlowError::Flushing
+                    && let Some(link) = link.upgrade()
                 {
-                    rx.set_flow(flow);
+                    let _ = link.channel.reply(0, Reply::Flow(e.into()));
                 }
                 rx.finish(end);
             }

@@ -27,7 +27,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-use gst::glib::translate::{FromGlib, IntoGlib};
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::thread::futex;
 
@@ -46,8 +45,7 @@ const WAKE_AT: usize = 16;
 const TAIL: usize = 64;
 const SPACE_BELL: usize = 72;
 const SENDER_SLEEPS: usize = 76;
-const FLOW: usize = 80;
-const REFUSING: usize = 84;
+const REFUSING: usize = 80;
 
 const ENTRY_HEADER: u64 = 16;
 /// Every position in the ring is a multiple of this.
@@ -279,15 +277,6 @@ impl Sender {
         self.state.lock().unwrap().head
     }
 
-    /// The first flow error downstream of the receiver since it last flushed.
-    pub fn flow(&self) -> Result<Option<gst::FlowError>, RingError> {
-        match self.map.u32(FLOW).load(SeqCst) as i32 {
-            0 => Ok(None),
-            v @ -6..=-1 => Ok(unsafe { gst::FlowReturn::from_glib(v) }.into_result().err()),
-            v => Err(broken(format!("a flow return of {v}"))),
-        }
-    }
-
     /// The receiver is flushing or stopped: what would go here is dropped, as its answer
     /// would be FLUSHING.
     pub fn refusing(&self) -> bool {
@@ -433,12 +422,6 @@ impl Receiver {
         let head = self.head()?;
         self.finish(head);
         Ok(())
-    }
-
-    /// Tells the sender the first flow error since the flush, or that it is over.
-    pub fn set_flow(&self, flow: Result<gst::FlowSuccess, gst::FlowError>) {
-        let v: gst::FlowReturn = flow.into();
-        self.map.u32(FLOW).store(v.into_glib() as u32, SeqCst);
     }
 
     /// While refusing, the sender drops what it would write here.
@@ -591,12 +574,6 @@ mod tests {
         assert!(tx.room(1, 8, 0).unwrap().is_none());
         peer.u64(TAIL).store(0, SeqCst);
         assert!(tx.room(1, 8, 0).is_err());
-        // Flow returns: errors are read, anything else is refused.
-        peer.u32(FLOW)
-            .store(gst::FlowReturn::Eos.into_glib() as u32, SeqCst);
-        assert_eq!(tx.flow().unwrap(), Some(gst::FlowError::Eos));
-        peer.u32(FLOW).store(12345, SeqCst);
-        assert!(tx.flow().is_err());
     }
 
     #[test]
