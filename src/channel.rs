@@ -471,13 +471,15 @@ impl Channel {
             };
             // Buffers in the ring count in the window too.
             let bell = ring.bell();
-            let wait = match ring
-                .room(0, window, s.in_flight)
-                .map_err(|e| self.fail(e.into()))?
-            {
-                None if s.copied < MAX_IN_FLIGHT_BYTES || s.in_flight == 0 => break,
-                None => None,
-                Some(at) => Some(at),
+            let room = ring.room(0, window, s.in_flight);
+            let wait = match room {
+                Ok(None) if s.copied < MAX_IN_FLIGHT_BYTES || s.in_flight == 0 => break,
+                Ok(None) => None,
+                Ok(Some(at)) => Some(at),
+                Err(e) => {
+                    drop(s);
+                    return Err(self.fail(e.into()));
+                }
             };
             drop(s);
             match wait {
@@ -564,7 +566,7 @@ impl Channel {
         let len = frame.iter().map(|p| p.len()).sum();
         loop {
             let bell = ring.bell();
-            let wake_at = {
+            let room = {
                 let s = self.inner.lock();
                 if let Some(e) = &s.closed {
                     return Err(e.clone());
@@ -579,15 +581,13 @@ impl Channel {
                 if ring.refusing() {
                     return Ok(());
                 }
-                match ring
-                    .room(len, window, s.in_flight)
-                    .map_err(|e| self.fail(e.into()))?
-                {
-                    None => break,
-                    Some(at) => at,
-                }
+                ring.room(len, window, s.in_flight)
             };
-            ring.sleep(bell, wake_at, RING_WAIT);
+            // Not under the lock: failing takes it.
+            match room.map_err(|e| self.fail(e.into()))? {
+                None => break,
+                Some(wake_at) => ring.sleep(bell, wake_at, RING_WAIT),
+            }
         }
         let order = self.inner.write_lock.lock().unwrap();
         ring.write(frame, order.items);
@@ -595,6 +595,7 @@ impl Channel {
     }
 
     /// Ends the connection for a reason found outside the reader (the peer broke the ring).
+    /// Takes the shared lock.
     fn fail(&self, error: ChannelError) -> ChannelError {
         gst::debug!(CAT, "{}: {error}", self.inner.name);
         self.inner.close(error.clone());

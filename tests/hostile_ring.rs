@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use common::fake_peer::{FakeMaster, send_all};
 use common::*;
+use gst::prelude::*;
 use gstrsipcpipeline::wire::{self, Frame, features};
 
 /// What the ring's layout is on the wire (see ARCHITECTURE.md): a page of control words,
@@ -144,4 +145,152 @@ fn entries_that_are_not_buffers() {
     entry(&truncated, 1, &frame);
     let text = refused(&truncated, CAPACITY, |_| {});
     assert!(text.contains("broke the stream"), "{text}");
+}
+
+/// A slave that takes the ring, then moves its read position past anything written: the
+/// sink posts one ERROR that says so, and goes to NULL at once.
+#[test]
+fn a_slave_that_moves_the_ring_where_it_cannot_be() {
+    use std::os::fd::AsRawFd;
+    init();
+    let (ours, peer) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    let greeting = wire::encode(
+        0,
+        &Frame::Hello(wire::Hello {
+            version: wire::PROTOCOL_VERSION,
+            role: wire::Role::Receiver,
+            features: features::FD_MEMORY | features::RING,
+        }),
+    );
+    send_all(&peer, &greeting, &[]).unwrap();
+    let slave = std::thread::spawn(move || {
+        let mut stream = FrameStream::new(peer);
+        while let Some((header, fds)) = stream.next() {
+            let reply = match header.frame_type {
+                wire::FrameType::Ring => {
+                    let fd = &fds[0];
+                    let map = unsafe {
+                        rustix::mm::mmap(
+                            std::ptr::null_mut(),
+                            CONTROL,
+                            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                            rustix::mm::MapFlags::SHARED,
+                            fd,
+                            0,
+                        )
+                        .unwrap()
+                    };
+                    // The tail: far ahead of the head.
+                    unsafe { *(map as *mut u64).add(8) = 1 << 40 };
+                    None
+                }
+                wire::FrameType::StateChange => Some(Frame::Reply(wire::Reply::State(
+                    gst::StateChangeReturn::Success,
+                ))),
+                wire::FrameType::Event => Some(Frame::Reply(wire::Reply::Bool(true))),
+                wire::FrameType::Query => Some(Frame::Reply(wire::Reply::Query {
+                    result: false,
+                    structure: None,
+                })),
+                _ => None,
+            };
+            if let Some(r) = reply
+                && send_all(&stream.fd, &wire::encode(header.id, &r), &[]).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let pipeline = pipeline(&format!(
+        "appsrc name=src format=time caps=application/x-test ! \
+         rsipcpipelinesink name=sink fdin={n} fdout={n}",
+        n = ours.as_raw_fd()
+    ));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let src = pipeline.by_name("src").unwrap();
+    // Buffers until the slave has mapped the ring and broken it.
+    let bus = pipeline.bus().unwrap();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let text = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ERROR from the sink"
+        );
+        let _ = src.emit_by_name::<gst::FlowReturn>(
+            "push-buffer",
+            &[&gst::Buffer::from_slice(vec![7u8; 188])],
+        );
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
+            && let gst::MessageView::Error(e) = msg.view()
+            && msg.src().is_some_and(|s| s.name() == "sink")
+        {
+            break e.error().to_string();
+        }
+    };
+    assert!(text.contains("read position moved"), "{text}");
+    null_at_once(&pipeline, std::time::Duration::from_secs(2));
+    drop(pipeline);
+    drop(ours);
+    slave.join().unwrap();
+}
+
+/// Whole frames read from a socket with the fds that came with them.
+struct FrameStream {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    fds: std::collections::VecDeque<OwnedFd>,
+}
+
+impl FrameStream {
+    fn new(fd: OwnedFd) -> Self {
+        FrameStream {
+            fd,
+            buf: Vec::new(),
+            fds: Default::default(),
+        }
+    }
+
+    fn next(&mut self) -> Option<(wire::Header, Vec<OwnedFd>)> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        loop {
+            if self.buf.len() >= wire::HEADER_LEN {
+                let header =
+                    wire::Header::decode(self.buf[..wire::HEADER_LEN].try_into().unwrap()).ok()?;
+                let len = wire::HEADER_LEN + header.len as usize;
+                if self.buf.len() >= len {
+                    self.buf.drain(..len);
+                    let fds = self.fds.drain(..header.n_fds as usize).collect();
+                    return Some((header, fds));
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            let mut space =
+                vec![std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(16))];
+            let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+            let n = match rustix::net::recvmsg(
+                &self.fd,
+                &mut [std::io::IoSliceMut::new(&mut chunk)],
+                &mut ancillary,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
+                Ok(r) if r.bytes == 0 => return None,
+                Ok(r) => r.bytes,
+                Err(rustix::io::Errno::AGAIN) => {
+                    let mut p = [rustix::event::PollFd::new(
+                        &self.fd,
+                        rustix::event::PollFlags::IN,
+                    )];
+                    let _ = rustix::event::poll(&mut p, None);
+                    continue;
+                }
+                Err(_) => return None,
+            };
+            for m in ancillary.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = m {
+                    self.fds.extend(fds);
+                }
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
 }
