@@ -220,11 +220,8 @@ impl Default for MemfdAllocator {
 /// Makes one memfd of `size` bytes sealed against changing size (the pool's memory, mapped
 /// by the caller's GstFdMemory before the write seal closes the door on everybody else; the
 /// shared ring).
-pub(crate) fn sealed_memfd(size: usize) -> rustix::io::Result<OwnedFd> {
-    let fd = rustix::fs::memfd_create(
-        "rsipcpipeline",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )?;
+pub(crate) fn sealed_memfd(name: &str, size: usize) -> rustix::io::Result<OwnedFd> {
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
     rustix::fs::ftruncate(&fd, size as u64)?;
     rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW)?;
     Ok(fd)
@@ -266,7 +263,7 @@ mod imp {
     impl MemfdAllocator {
         fn make(&self, size: usize, prefix: usize, padding: usize) -> Result<gst::Memory, String> {
             let total = prefix + size + padding;
-            let fd = sealed_memfd(total).map_err(|e| format!("memfd: {e}"))?;
+            let fd = sealed_memfd("rsipcpipeline", total).map_err(|e| format!("memfd: {e}"))?;
             let raw = fd.into_raw_fd();
             let mut mem = unsafe {
                 self.obj()
@@ -330,7 +327,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     fn sealed(size: u64) -> OwnedFd {
-        sealed_memfd(size as usize).unwrap()
+        sealed_memfd("rsipcpipeline", size as usize).unwrap()
     }
 
     #[test]

@@ -146,7 +146,7 @@ struct SenderState {
 
 impl Sender {
     pub fn create() -> Result<Sender, RingError> {
-        let fd = crate::memory::sealed_memfd(CONTROL + CAPACITY as usize)
+        let fd = crate::memory::sealed_memfd("rsipcpipeline-ring", CONTROL + CAPACITY as usize)
             .map_err(|e| RingError::Setup(e.to_string()))?;
         let map = Mapping::new(fd.as_fd(), CONTROL + CAPACITY as usize)
             .map_err(|e| RingError::Setup(e.to_string()))?;
@@ -581,7 +581,7 @@ mod tests {
         let unsealed = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&unsealed, CONTROL as u64 + CAPACITY as u64).unwrap();
         assert!(Receiver::map(unsealed, CAPACITY).is_err());
-        let small = crate::memory::sealed_memfd(CONTROL + 4096).unwrap();
+        let small = crate::memory::sealed_memfd("t", CONTROL + 4096).unwrap();
         assert!(Receiver::map(small, CAPACITY).is_err());
         let tx = Sender::create().unwrap();
         for capacity in [0, 1000, MAX_CAPACITY * 2] {

@@ -87,6 +87,14 @@ fn push_all_and_check_with_window(slave: Slave, window: u32) -> Vec<String> {
     }
     // EOS is the last thing that crossed: every buffer came before it.
     assert_eq!(lines.last().unwrap(), "event eos");
+    // Over one socket, the buffers came through the shared ring (the slave maps it); over
+    // pipes, on the pipe.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", slave.child.id())).unwrap();
+    assert_eq!(
+        maps.contains("memfd:rsipcpipeline-ring"),
+        slave.fds.1.is_none(),
+        "{maps}"
+    );
 
     assert!(stop(pipeline, slave).success());
     lines
