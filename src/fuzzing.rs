@@ -237,6 +237,40 @@ pub fn session(element: Element, data: &[u8]) {
     drop(ours);
 }
 
+/// The receiving end of a ring whose head (the first 8 bytes) and entries (the rest) are the
+/// fuzzer's: every entry is checked, copied out and decoded as the src task does.
+pub fn ring(data: &[u8]) {
+    let Some((head, entries)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let tx = crate::ring::Sender::create().unwrap();
+    let entries = &entries[..entries.len().min(tx.capacity() as usize)];
+    rustix::io::pwrite(tx.fd(), entries, crate::ring::CONTROL as u64).unwrap();
+    rustix::io::pwrite(tx.fd(), head, 0).unwrap();
+    let rx =
+        crate::ring::Receiver::map(tx.fd().try_clone_to_owned().unwrap(), tx.capacity()).unwrap();
+    while let Ok(Some(e)) = rx.next() {
+        let _ = crate::replay::ring_buffer(e.bytes);
+        rx.finish(e.end);
+    }
+}
+
+/// A ring as `ring` takes it: head, then entries, of real buffer frames.
+fn ring_seed() -> Vec<u8> {
+    let tx = crate::ring::Sender::create().unwrap();
+    for size in [0, 188, 4096] {
+        let mut b = gst::Buffer::with_size(size).unwrap();
+        b.get_mut()
+            .unwrap()
+            .set_pts(gst::ClockTime::from_mseconds(size as u64));
+        tx.write(&[&wire::encode(0, &wire::Frame::Buffer(b))], size as u64);
+    }
+    let head = tx.head();
+    let mut entries = vec![0u8; head as usize];
+    rustix::io::pread(tx.fd(), &mut entries, crate::ring::CONTROL as u64).unwrap();
+    [&head.to_le_bytes()[..], &entries].concat()
+}
+
 // --- the seed corpus ------------------------------------------------------------------------
 
 /// Records the seed corpus into `dir/<target>/`: real sessions between a real sink and a real
@@ -316,6 +350,7 @@ pub fn record_seeds(dir: &std::path::Path) -> usize {
     wire::metas::encode(&mut w, &buffer);
     let size = (buffer.size() as u16).to_le_bytes();
     seeds.add("metas", &[&size[..], &w.into_inner()].concat());
+    seeds.add("ring", &ring_seed());
     seeds.count
 }
 

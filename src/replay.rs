@@ -121,7 +121,7 @@ impl AsMut<[u8]> for RingBody {
 }
 
 /// The buffer of a frame from the ring, which only buffers without fds may use.
-fn ring_buffer(bytes: Vec<u8>) -> Result<gst::Buffer, ChannelError> {
+pub(crate) fn ring_buffer(bytes: Vec<u8>) -> Result<gst::Buffer, ChannelError> {
     let head: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)
         .and_then(|h| h.try_into().ok())

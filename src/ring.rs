@@ -35,7 +35,8 @@ pub const CAPACITY: u32 = 1 << 20;
 pub const MIN_CAPACITY: u32 = 64 << 10;
 pub const MAX_CAPACITY: u32 = 16 << 20;
 
-const CONTROL: usize = 4096;
+/// Bytes of control words before the entries.
+pub(crate) const CONTROL: usize = 4096;
 // Written by the sender.
 const HEAD: usize = 0;
 const DOORBELL: usize = 8;
