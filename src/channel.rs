@@ -144,6 +144,20 @@ struct Shared {
 }
 
 impl Shared {
+    /// Why no buffer may be sent now, if there is a reason.
+    fn may_send(&self) -> Result<(), ChannelError> {
+        if let Some(e) = &self.closed {
+            return Err(e.clone());
+        }
+        if self.flushing {
+            return Err(ChannelError::Flushing);
+        }
+        if let Some(f) = self.flow {
+            return Err(ChannelError::Flow(f));
+        }
+        Ok(())
+    }
+
     /// Accepts one late reply to `id`; the oldest such ids are forgotten beyond
     /// [`MAX_ABANDONED`].
     fn abandon(&mut self, id: u32) {
@@ -451,15 +465,7 @@ impl Channel {
         }
         let mut s = self.inner.lock();
         loop {
-            if let Some(e) = &s.closed {
-                return Err(e.clone());
-            }
-            if s.flushing {
-                return Err(ChannelError::Flushing);
-            }
-            if let Some(f) = s.flow {
-                return Err(ChannelError::Flow(f));
-            }
+            s.may_send()?;
             let Some(ring) = &ring else {
                 if s.in_flight == 0
                     || (s.in_flight < window.max(1) && s.copied < MAX_IN_FLIGHT_BYTES)
@@ -568,15 +574,7 @@ impl Channel {
             let bell = ring.bell();
             let room = {
                 let s = self.inner.lock();
-                if let Some(e) = &s.closed {
-                    return Err(e.clone());
-                }
-                if s.flushing {
-                    return Err(ChannelError::Flushing);
-                }
-                if let Some(f) = s.flow {
-                    return Err(ChannelError::Flow(f));
-                }
+                s.may_send()?;
                 // The peer flushes: it would have answered FLUSHING, which we ignore.
                 if ring.refusing() {
                     return Ok(());
@@ -877,33 +875,25 @@ impl Inner {
                     header.id
                 ))),
             },
-            // Buffers of the ring are answered only with an error, by a reply to id 0 (the
-            // id of every frame in the ring), after what the peer posted before it.
-            Frame::Reply(Reply::Flow(f)) if header.id == 0 => {
-                if !matches!(self.ring.get(), Some(Some(_))) {
-                    return Err(ChannelError::Unexpected(
-                        "a flow return for the ring, which we did not make".into(),
-                    ));
-                }
-                if let Err(e) = f.into_result()
-                    && e != gst::FlowError::Flushing
-                    && s.flow.is_none()
-                {
-                    s.flow = Some(e);
-                }
-                self.cond.notify_all();
-                self.wake_ring();
-                Ok(())
-            }
             Frame::Reply(Reply::Flow(f)) => {
-                if s.in_flight == 0 {
+                // Buffers of the ring are answered only with an error, by a reply to id 0
+                // (the id of every frame in the ring), after what the peer posted before it;
+                // those on the socket each with a reply of its own.
+                if header.id == 0 {
+                    if !matches!(self.ring.get(), Some(Some(_))) {
+                        return Err(ChannelError::Unexpected(
+                            "a flow return for the ring, which we did not make".into(),
+                        ));
+                    }
+                } else if s.in_flight == 0 {
                     return Err(ChannelError::Unexpected(
                         "a flow return for no buffer".into(),
                     ));
+                } else {
+                    s.in_flight -= 1;
+                    let answered = s.in_flight_bytes.pop_front().unwrap_or(0);
+                    s.copied -= answered;
                 }
-                s.in_flight -= 1;
-                let answered = s.in_flight_bytes.pop_front().unwrap_or(0);
-                s.copied -= answered;
                 // FLUSHING only says the slave dropped a buffer while a flush or a state
                 // change was under way, which the master started itself: kept, it would fail
                 // the first buffers after that flush (a reply can arrive after the reset).

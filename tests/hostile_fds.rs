@@ -9,23 +9,12 @@ mod common;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use common::fake_peer::{FakeMaster, send_all};
+use common::fake_peer::{FakeMaster, memfd, send_all};
 use common::*;
 use gstrsipcpipeline::wire::{self, Frame, features};
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn memfd(len: usize, seals: rustix::fs::SealFlags) -> OwnedFd {
-    use rustix::fs::MemfdFlags;
-    let fd = rustix::fs::memfd_create("hostile", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .unwrap();
-    rustix::fs::ftruncate(&fd, len as u64).unwrap();
-    if !seals.is_empty() {
-        rustix::fs::fcntl_add_seals(&fd, seals).unwrap();
-    }
-    fd
 }
 
 /// A buffer frame whose one memory is `len` bytes of fd memory (memfd kind), to go with

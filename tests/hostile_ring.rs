@@ -7,7 +7,7 @@ mod common;
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use common::fake_peer::{FakeMaster, send_all};
+use common::fake_peer::{FakeMaster, memfd, send_all};
 use common::*;
 use gst::prelude::*;
 use gstrsipcpipeline::wire::{self, Frame, features};
@@ -16,17 +16,6 @@ use gstrsipcpipeline::wire::{self, Frame, features};
 /// the sender's head first, then the entries.
 const CONTROL: usize = 4096;
 const CAPACITY: u32 = 1 << 20;
-
-fn memfd(len: usize, seals: rustix::fs::SealFlags) -> OwnedFd {
-    use rustix::fs::MemfdFlags;
-    let fd = rustix::fs::memfd_create("hostile", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .unwrap();
-    rustix::fs::ftruncate(&fd, len as u64).unwrap();
-    if !seals.is_empty() {
-        rustix::fs::fcntl_add_seals(&fd, seals).unwrap();
-    }
-    fd
-}
 
 fn sealed_ring() -> OwnedFd {
     memfd(

@@ -50,6 +50,18 @@ pub fn send_all(fd: &OwnedFd, data: &[u8], fds: &[BorrowedFd]) -> Result<(), rus
     Ok(())
 }
 
+/// A memfd of `len` bytes with `seals`, as a hostile peer makes one.
+pub fn memfd(len: usize, seals: rustix::fs::SealFlags) -> OwnedFd {
+    use rustix::fs::MemfdFlags;
+    let fd = rustix::fs::memfd_create("hostile", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .unwrap();
+    rustix::fs::ftruncate(&fd, len as u64).unwrap();
+    if !seals.is_empty() {
+        rustix::fs::fcntl_add_seals(&fd, seals).unwrap();
+    }
+    fd
+}
+
 /// Reads whole frames from `peer` as they come, on a thread, answering each with `answer`;
 /// ends when the other side is gone.
 pub fn serve(
