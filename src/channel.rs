@@ -98,6 +98,9 @@ const MAX_NEW_NAME_BYTES: usize = 256 << 10;
 /// Fds received and not yet taken by their frame.
 const MAX_PENDING_FDS: usize = 4 * wire::MAX_FDS;
 
+/// Buffers in plain memory from this size on cross as a copy in memfd memory (see
+/// [`crate::memory::CopyPool`]); smaller ones are copied into the ring or the frame.
+const LARGE_COPY_MIN: usize = 256 << 10;
 /// What a buffer frame takes besides its data, metas apart: a buffer bigger than the ring
 /// takes is not encoded for it.
 const SMALL_FRAME_OVERHEAD: usize = 128;
@@ -186,6 +189,8 @@ struct Inner {
     /// The ring this sending end made for small buffers, once the peer is greeted (`None`:
     /// it did not take one, or making it failed).
     ring: OnceLock<Option<Arc<ring::Sender>>>,
+    /// Where large buffers in plain memory are copied to cross as fds.
+    copies: crate::memory::CopyPool,
     shared: Mutex<Shared>,
     cond: Condvar,
     next_id: AtomicU32,
@@ -264,6 +269,7 @@ impl Channel {
             stop,
             write_lock: Mutex::new(WriteOrder::default()),
             ring: OnceLock::new(),
+            copies: Default::default(),
             shared: Mutex::new(Shared::default()),
             cond: Condvar::new(),
             next_id: AtomicU32::new(1),
@@ -463,6 +469,17 @@ impl Channel {
                 return self.send_in_ring(ring, &pieces, window);
             }
         }
+        // A large buffer in plain memory: copied once into memfd memory that crosses as its
+        // fd, rather than twice through the socket.
+        let copy = (buffer.size() >= LARGE_COPY_MIN
+            && self.fd_memory()
+            && buffer
+                .iter_memories()
+                .any(|m| crate::memory::export(m).is_none()))
+        .then(|| self.inner.copies.copy(buffer))
+        .flatten();
+        let original_flags = copy.is_some().then(|| buffer.flags());
+        let buffer = copy.as_ref().unwrap_or(buffer);
         let mut s = self.inner.lock();
         loop {
             s.may_send()?;
@@ -513,7 +530,10 @@ impl Channel {
             s.lent.insert(id, buffer.clone());
         }
         drop(s);
-        let frame = wire::encode_buffer(id, buffer, lend);
+        let mut frame = wire::encode_buffer(id, buffer, lend);
+        if let Some(original) = original_flags {
+            frame.set_flags(original);
+        }
         let r = self
             .inner
             .write_vectored(&frame.slices(), &frame.fds, Sent::Item);

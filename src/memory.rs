@@ -320,6 +320,67 @@ pub fn pool(caps: &gst::Caps, video_meta: bool) -> Option<(gst::BufferPool, Memf
     Some((pool, allocator, size))
 }
 
+/// Copies of large buffers in plain memory into memfd memory of ours, which then crosses as
+/// an fd: one copy, where the socket takes two (into the kernel and out of it). The pool
+/// follows the size of the buffers and holds at most 64 MiB.
+#[derive(Default)]
+pub struct CopyPool(std::sync::Mutex<Option<(usize, gst::BufferPool)>>);
+
+const COPY_POOL_BYTES: usize = 64 << 20;
+
+impl CopyPool {
+    /// `buffer` with its data in memfd memory, or `None` when every block of the pool is
+    /// still with the peer (or memfds cannot be made): then it goes as it is.
+    pub fn copy(&self, buffer: &gst::BufferRef) -> Option<gst::Buffer> {
+        use gst::prelude::*;
+        let size = buffer.size();
+        let pool = {
+            let mut slot = self.0.lock().unwrap();
+            if slot.as_ref().is_none_or(|(s, _)| *s != size) {
+                if let Some((_, old)) = slot.take() {
+                    let _ = old.set_active(false);
+                }
+                let pool = gst::BufferPool::new();
+                let mut config = pool.config();
+                let max = (COPY_POOL_BYTES / size).clamp(2, 32) as u32;
+                config.set_params(None, size as u32, 0, max);
+                config.set_allocator(Some(&MemfdAllocator::default()), None);
+                pool.set_config(config).ok()?;
+                pool.set_active(true).ok()?;
+                *slot = Some((size, pool));
+            }
+            slot.as_ref()?.1.clone()
+        };
+        let params =
+            gst::BufferPoolAcquireParams::with_flags(gst::BufferPoolAcquireFlags::DONTWAIT);
+        let mut copy = pool.acquire_buffer(Some(&params)).ok()?;
+        {
+            let out = copy.get_mut()?;
+            let src = buffer.map_readable().ok()?;
+            out.map_writable().ok()?.copy_from_slice(&src);
+            buffer
+                .copy_into(
+                    out,
+                    gst::BufferCopyFlags::FLAGS
+                        | gst::BufferCopyFlags::TIMESTAMPS
+                        | gst::BufferCopyFlags::META,
+                    ..,
+                )
+                .ok()?;
+        }
+        Some(copy)
+    }
+}
+
+impl Drop for CopyPool {
+    fn drop(&mut self) {
+        use gst::prelude::*;
+        if let Some((_, pool)) = self.0.lock().unwrap().take() {
+            let _ = pool.set_active(false);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

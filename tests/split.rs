@@ -79,7 +79,12 @@ fn push_all_and_check_with_window(slave: Slave, window: u32) -> Vec<String> {
     assert_eq!(events[1], "event caps application/x-test");
     assert!(events[2].starts_with("event segment "));
     assert_eq!(events.last().unwrap().as_str(), "event eos");
-    let got: Vec<&String> = lines.iter().filter(|l| l.starts_with("buffer")).collect();
+    // Large buffers cross as copies in fd memory: the same content.
+    let got: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("buffer"))
+        .map(|l| l.trim_end_matches(" fd"))
+        .collect();
     let want: Vec<String> = buffers.iter().map(|b| dump::buffer_line(b)).collect();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {

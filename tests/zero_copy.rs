@@ -58,6 +58,39 @@ fn video_frames_cross_as_fds_byte_exact() {
     assert!(stop(pipeline, slave).success());
 }
 
+/// Large frames in plain memory (upstream was not let use our pool) are copied once into
+/// memfd memory of the sink's own, which crosses as fds: byte-exact, and every fd goes back.
+#[test]
+fn large_plain_memory_crosses_as_a_copy_in_memfds() {
+    let _serial = serial();
+    init();
+    let before = open_fds();
+    let slave = Slave::spawn("videoconvert ! fakesink");
+    let (pipeline, sink) = master(
+        "videotestsrc num-buffers=300 pattern=ball ! \
+         video/x-raw,format=I420,width=640,height=480 ! identity drop-allocation=true ! \
+         rsipcpipelinesink name=sink",
+        &slave,
+    );
+    let sent = record(&sink.static_pad("sink").unwrap());
+    pipeline.set_state(gst::State::Playing).unwrap();
+    wait_eos(&pipeline);
+    let sent = sent.lock().unwrap().clone();
+    assert!(sent.iter().all(|l| !l.ends_with(" fd")), "{:?}", sent[0]);
+    let got = slave.lines_with("buffer");
+    assert_eq!(got.len(), 300);
+    // The same frames, now in fd memory.
+    let plain = |l: &String| l.trim_end_matches(" fd").to_string();
+    assert_eq!(
+        got.iter().map(plain).collect::<Vec<_>>(),
+        sent.iter().map(plain).collect::<Vec<_>>()
+    );
+    assert!(got.iter().all(|l| l.ends_with(" fd")), "{:?}", got[0]);
+    drop(sink);
+    assert!(stop(pipeline, slave).success());
+    wait_until("no more fds than before", || open_fds() <= before);
+}
+
 /// A hundred thousand frames through a small pool: every buffer comes back to it, no fd
 /// stays.
 #[test]

@@ -431,6 +431,13 @@ impl EncodedBuffer<'_> {
         out
     }
 
+    /// Says the buffer has `flags`: those of the buffer it is a copy of (a pool's buffer
+    /// cannot take them all: a pool drops a buffer tagged as having new memory).
+    pub fn set_flags(&mut self, flags: gst::BufferFlags) {
+        const AT: usize = HEADER_LEN + 5 * 8;
+        self.head[AT..AT + 4].copy_from_slice(&flags.bits().to_le_bytes());
+    }
+
     /// The whole frame in one allocation.
     pub fn to_vec(&self) -> Vec<u8> {
         self.slices()
