@@ -464,7 +464,6 @@ impl Channel {
         {
             let frame = wire::encode_buffer(0, buffer, false);
             let pieces = frame.slices();
-            let pieces: Vec<&[u8]> = pieces.iter().map(|p| &**p).collect();
             if ring.fits(pieces.iter().map(|p| p.len()).sum()) {
                 return self.send_in_ring(ring, &pieces, window);
             }
@@ -546,6 +545,9 @@ impl Channel {
     /// The ring for small buffers: made, and sent to the peer, with the first buffer after
     /// a greeting that offers to take it.
     fn ring(&self) -> Option<Arc<ring::Sender>> {
+        if let Some(made) = self.inner.ring.get() {
+            return made.clone();
+        }
         if !matches!(self.role, Role::Sender | Role::UpstreamSender) || !self.inner.can_pass_fds {
             return None;
         }
@@ -586,7 +588,7 @@ impl Channel {
     fn send_in_ring(
         &self,
         ring: &ring::Sender,
-        frame: &[&[u8]],
+        frame: &[IoSlice<'_>],
         window: usize,
     ) -> Result<(), ChannelError> {
         let len = frame.iter().map(|p| p.len()).sum();
@@ -746,13 +748,14 @@ impl Inner {
     ) -> Result<(), ChannelError> {
         let mut order = self.write_lock.lock().unwrap();
         // Whatever follows on the socket comes after what is in the ring by now.
-        let after = match self.ring.get() {
-            Some(Some(ring)) if ring.head() != order.after_sent => {
-                order.after_sent = ring.head();
-                Some(wire::encode(0, &Frame::After(order.after_sent)))
-            }
-            _ => None,
+        let head = match self.ring.get() {
+            Some(Some(ring)) => ring.head(),
+            _ => order.after_sent,
         };
+        let after = (head != order.after_sent).then(|| {
+            order.after_sent = head;
+            wire::encode(0, &Frame::After(head))
+        });
         match sent {
             Sent::Item => order.items += 1,
             Sent::Ring => *order = WriteOrder::default(),

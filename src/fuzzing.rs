@@ -263,7 +263,13 @@ fn ring_seed() -> Vec<u8> {
         b.get_mut()
             .unwrap()
             .set_pts(gst::ClockTime::from_mseconds(size as u64));
-        tx.write(&[&wire::encode(0, &wire::Frame::Buffer(b))], size as u64);
+        tx.write(
+            &[std::io::IoSlice::new(&wire::encode(
+                0,
+                &wire::Frame::Buffer(b),
+            ))],
+            size as u64,
+        );
     }
     let head = tx.head();
     let mut entries = vec![0u8; head as usize];

@@ -71,6 +71,12 @@ impl Item {
             Item::Buffer(o, _) | Item::Event(o, _) | Item::Query(o, _) => o,
         }
     }
+
+    fn origin_mut(&mut self) -> &mut Origin {
+        match self {
+            Item::Buffer(o, _) | Item::Event(o, _) | Item::Query(o, _) => o,
+        }
+    }
 }
 
 struct Queue {
@@ -257,16 +263,10 @@ impl Replay {
             Frame::After(position) => return self.ring_after(link, position).map(|_| None),
             frame => frame,
         };
-        let after = if frame.is_stream_item() {
-            let q = self.queue.lock().unwrap();
-            q.ring.as_ref().filter(|r| r.serves(link)).map(|r| r.after)
-        } else {
-            None
-        };
         let origin = Origin {
             link: link.clone(),
             id,
-            after,
+            after: None,
         };
         match frame {
             Frame::Buffer(buffer) => self.enqueue_for_peer(Item::Buffer(origin, buffer))?,
@@ -387,15 +387,10 @@ impl Replay {
     }
 
     fn enqueue(&self, item: Item, front: bool) {
-        let mut q = self.queue.lock().unwrap();
-        // Counted with the queue locked, refused or not: the ring's entries that come after
-        // it go only once it is in the queue.
-        if item.origin().after.is_some()
-            && let Some(r) = q.ring.as_mut()
-            && r.serves(&item.origin().link)
-        {
-            r.items += 1;
-        }
+        self.enqueue_locked(self.queue.lock().unwrap(), item, front);
+    }
+
+    fn enqueue_locked(&self, mut q: std::sync::MutexGuard<'_, Queue>, item: Item, front: bool) {
         let refusal = if q.flushing {
             Some(gst::FlowError::Flushing)
         } else if let (Err(e), Item::Buffer(..)) = (q.flow, &item) {
@@ -424,20 +419,26 @@ impl Replay {
 
     /// [`Self::enqueue`] for what the peer sent: a peer that sends more than it may have in
     /// flight (it waits for its window) is cut off instead of growing the queue.
-    fn enqueue_for_peer(&self, item: Item) -> Result<(), ChannelError> {
-        {
-            let q = self.queue.lock().unwrap();
-            if q.items.len() >= MAX_QUEUED_ITEMS || q.bytes > MAX_QUEUED_BYTES {
-                return Err(ChannelError::Limit(format!(
-                    "{} buffers, events and queries ({} bytes of copied data) queued \
-                     without waiting for them; the limits are {MAX_QUEUED_ITEMS} and \
-                     {MAX_QUEUED_BYTES} bytes",
-                    q.items.len(),
-                    q.bytes
-                )));
-            }
+    /// Places it in stream order with the ring of its link: after the entries written before
+    /// it was sent, and counted (refused or not) so that those written after wait for it.
+    fn enqueue_for_peer(&self, mut item: Item) -> Result<(), ChannelError> {
+        let mut q = self.queue.lock().unwrap();
+        if q.items.len() >= MAX_QUEUED_ITEMS || q.bytes > MAX_QUEUED_BYTES {
+            return Err(ChannelError::Limit(format!(
+                "{} buffers, events and queries ({} bytes of copied data) queued \
+                 without waiting for them; the limits are {MAX_QUEUED_ITEMS} and \
+                 {MAX_QUEUED_BYTES} bytes",
+                q.items.len(),
+                q.bytes
+            )));
         }
-        self.enqueue(item, false);
+        if let Some(r) = q.ring.as_mut()
+            && r.serves(&item.origin().link)
+        {
+            item.origin_mut().after = Some(r.after);
+            r.items += 1;
+        }
+        self.enqueue_locked(q, item, false);
         Ok(())
     }
 

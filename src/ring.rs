@@ -230,7 +230,7 @@ impl Sender {
     /// Appends one frame (its pieces in order), which comes after the first `items` frames
     /// for the stream sent on the socket, and wakes the receiver if it sleeps. The caller
     /// made sure there is [`Self::room`].
-    pub fn write(&self, pieces: &[&[u8]], items: u64) {
+    pub fn write(&self, pieces: &[std::io::IoSlice<'_>], items: u64) {
         let len: usize = pieces.iter().map(|p| p.len()).sum();
         let mut s = self.state.lock().unwrap();
         let mut head = s.head;
@@ -464,6 +464,7 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::IoSlice;
 
     fn pair() -> (Sender, Receiver, Mapping) {
         let tx = Sender::create().unwrap();
@@ -481,7 +482,13 @@ mod tests {
             let len = 1 + (round as usize * 7919) % 9000;
             let frame: Vec<u8> = (0..len).map(|i| (i as u64 ^ round) as u8).collect();
             assert_eq!(tx.room(len, 1024, 0).unwrap(), None);
-            tx.write(&[&frame[..len / 2], &frame[len / 2..]], round);
+            tx.write(
+                &[
+                    IoSlice::new(&frame[..len / 2]),
+                    IoSlice::new(&frame[len / 2..]),
+                ],
+                round,
+            );
             sent += 1;
             let e = rx.next().unwrap().unwrap();
             assert_eq!(e.bytes, frame);
@@ -499,8 +506,8 @@ mod tests {
     #[test]
     fn the_window_and_the_room_hold_the_sender_back() {
         let (tx, rx, _) = pair();
-        tx.write(&[b"one"], 0);
-        tx.write(&[b"two"], 0);
+        tx.write(&[IoSlice::new(b"one")], 0);
+        tx.write(&[IoSlice::new(b"two")], 0);
         // Two unfinished entries: a window of 2 is full, and the sender wants to be woken
         // only when half of it is free.
         let at = tx.room(3, 2, 0).unwrap().expect("full");
@@ -514,7 +521,7 @@ mod tests {
         let big = vec![0u8; tx.capacity() as usize / 4 - 64];
         let mut written = 0;
         while tx.room(big.len(), 1024, 0).unwrap().is_none() {
-            tx.write(&[&big], 0);
+            tx.write(&[IoSlice::new(&big)], 0);
             written += 1;
         }
         assert!((3..=4).contains(&written), "{written}");
@@ -524,11 +531,11 @@ mod tests {
     fn a_flush_drops_what_was_written() {
         let (tx, rx, _) = pair();
         for _ in 0..10 {
-            tx.write(&[b"stale"], 0);
+            tx.write(&[IoSlice::new(b"stale")], 0);
         }
         rx.discard().unwrap();
         assert!(rx.next().unwrap().is_none());
-        tx.write(&[b"fresh"], 0);
+        tx.write(&[IoSlice::new(b"fresh")], 0);
         let e = rx.next().unwrap().unwrap();
         assert_eq!(e.bytes, b"fresh");
         // A push that began before the flush does not move the tail back.
@@ -539,7 +546,7 @@ mod tests {
     #[test]
     fn positions_and_entries_the_sender_breaks_are_errors() {
         let (tx, rx, peer) = pair();
-        tx.write(&[b"ok"], 0);
+        tx.write(&[IoSlice::new(b"ok")], 0);
         // A head behind our tail, or more than a ring ahead of it, or not aligned.
         for head in [CAPACITY as u64 + 64, 8] {
             peer.u64(HEAD).store(head, SeqCst);
@@ -567,7 +574,7 @@ mod tests {
     #[test]
     fn what_the_receiver_breaks_is_an_error_for_the_sender() {
         let (tx, _rx, peer) = pair();
-        tx.write(&[b"x"], 0);
+        tx.write(&[IoSlice::new(b"x")], 0);
         // A tail ahead of the head, then behind where it was.
         peer.u64(TAIL).store(tx.head() + 16, SeqCst);
         assert!(tx.room(1, 8, 0).is_err());
@@ -604,7 +611,7 @@ mod tests {
                 start.elapsed()
             }
         });
-        tx.write(&[b"wake up"], 0);
+        tx.write(&[IoSlice::new(b"wake up")], 0);
         assert!(t.join().unwrap() < Duration::from_secs(20));
         assert_eq!(rx.next().unwrap().unwrap().bytes, b"wake up");
     }
