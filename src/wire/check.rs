@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 
 use gst::glib;
 use gst::glib::translate::IntoGlib;
+use gst::prelude::*;
 
 use super::WireError;
 
@@ -179,6 +180,8 @@ static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
         StepDone::builder(t, 1.0, false, false, t, false).build(),
         StepStart::builder(false, t, 1.0, false, false).build(),
         Toc::builder(&gst::Toc::new(gst::TocScope::Global), false).build(),
+        PropertyNotify::builder(&gst::Bin::new(), "template").build(),
+        Redirect::builder("template").build(),
         StreamCollection::builder(&collection).build(),
         StreamsSelected::builder(&collection).build(),
         HaveContext::builder(gst::Context::new("template", false)).build(),
@@ -188,6 +191,110 @@ static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
     .map(|m| (m.type_().into_glib(), fields(m.structure())))
     .collect()
 });
+
+/// Fields that GStreamer's setters add to an event or message made by its constructor
+/// (`gst_event_set_group_id`, `gst_message_set_details`, ...). They may be missing, but when
+/// present they must have the setter's type: GStreamer reads some without checking it
+/// (`gst_message_parse_error_details` takes any boxed value for a structure,
+/// `gst_message_parse_group_id` any value for an integer).
+static OPTIONAL_EVENTS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
+    use gst::event::*;
+    let t = gst::ClockTime::ZERO;
+    [
+        StreamStart::builder("template")
+            .group_id(gst::GroupId::next())
+            .build(),
+        Protection::builder("template", &gst::Buffer::new())
+            .origin("template")
+            .build(),
+        Gap::builder(t).gap_flags(gst::GapFlags::DATA).build(),
+        Seek::builder(
+            1.0,
+            gst::SeekFlags::empty(),
+            gst::SeekType::Set,
+            t,
+            gst::SeekType::None,
+            t,
+        )
+        .trickmode_interval(t)
+        .build(),
+    ]
+    .iter()
+    .map(|e| {
+        let kind = e.type_().into_glib();
+        (kind, added(&EVENTS, kind, e.structure()))
+    })
+    .collect()
+});
+
+static OPTIONAL_MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
+    use gst::message::*;
+    let failed = gst::CoreError::Failed;
+    let details = || gst::Structure::new_empty("template");
+    [
+        StreamStart::builder()
+            .group_id(gst::GroupId::next())
+            .build(),
+        Error::builder(failed, "template")
+            .details(details())
+            .build(),
+        Warning::builder(failed, "template")
+            .details(details())
+            .build(),
+        Info::builder(failed, "template").details(details()).build(),
+    ]
+    .iter()
+    .map(|m| {
+        let kind = m.type_().into_glib();
+        (kind, added(&MESSAGES, kind, m.structure()))
+    })
+    .collect()
+});
+
+/// The fields of `s` that the constructor's template of `kind` lacks.
+fn added<K: std::hash::Hash + Eq>(
+    templates: &HashMap<K, Fields>,
+    kind: K,
+    s: Option<&gst::StructureRef>,
+) -> Fields {
+    let required = templates.get(&kind);
+    fields(s)
+        .into_iter()
+        .filter(|(name, _, _)| !required.is_some_and(|r| r.iter().any(|(n, _, _)| n == name)))
+        .collect()
+}
+
+/// A group id of 0 is GStreamer's "none": an element that passes it on to
+/// `gst_message_set_group_id` (every base sink does) trips an assertion.
+const GROUP_ID: &str = "group-id";
+
+fn no_group(name: &str, value: &glib::Value) -> bool {
+    name == GROUP_ID && value.get::<u32>() == Ok(0)
+}
+
+fn check_optional<K: std::hash::Hash + Eq>(
+    what: &'static str,
+    templates: &HashMap<K, Fields>,
+    kind: K,
+    s: Option<&gst::StructureRef>,
+) -> Result<(), WireError> {
+    let (Some(optional), Some(s)) = (templates.get(&kind), s) else {
+        return Ok(());
+    };
+    for (name, type_, filled) in optional {
+        let Ok(value) = s.value(name.as_str()) else {
+            continue;
+        };
+        let empty = *filled && is_null(value);
+        if value.type_() != *type_ || empty || no_group(name, value) {
+            return Err(WireError::MissingField {
+                what,
+                field: name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// `pointers`: a field the template fills must be filled (for events, whose constructors
 /// take no NULL where GStreamer's parsers read a pointer).
@@ -204,7 +311,8 @@ fn check<K: std::hash::Hash + Eq>(
     for (name, type_, filled) in required {
         let present = s.and_then(|s| s.value(name.as_str()).ok());
         let empty = pointers && *filled && present.is_some_and(|v| is_null(v));
-        if present.map(|v| v.type_()) != Some(*type_) || empty {
+        let unusable = present.is_some_and(|v| no_group(name, v));
+        if present.map(|v| v.type_()) != Some(*type_) || empty || unusable {
             return Err(WireError::MissingField {
                 what,
                 field: name.clone(),
@@ -222,10 +330,14 @@ pub fn init() {
     LazyLock::force(&QUERIES);
     LazyLock::force(&ANSWERS);
     LazyLock::force(&MESSAGES);
+    LazyLock::force(&OPTIONAL_EVENTS);
+    LazyLock::force(&OPTIONAL_MESSAGES);
 }
 
 pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
-    check("event", &EVENTS, e.type_().into_glib(), e.structure(), true)?;
+    let kind = e.type_().into_glib();
+    check("event", &EVENTS, kind, e.structure(), true)?;
+    check_optional("event", &OPTIONAL_EVENTS, kind, e.structure())?;
     // GStreamer builds CAPS events only from fixed caps, and asserts it when it reads them.
     if let gst::EventView::Caps(c) = e.view()
         && !c.caps().is_fixed()
@@ -246,7 +358,42 @@ pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
 }
 
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
-    check("message", &MESSAGES, t.into_glib(), s, false)
+    check("message", &MESSAGES, t.into_glib(), s, false)?;
+    check_optional("message", &OPTIONAL_MESSAGES, t.into_glib(), s)?;
+    match (t, s) {
+        (gst::MessageType::Redirect, Some(s)) => redirect(s),
+        _ => Ok(()),
+    }
+}
+
+/// A REDIRECT message keeps its entries in three lists that GStreamer reads side by side
+/// (`gst_message_parse_redirect_entry`) without checking that they are as long as each other
+/// or what their items hold.
+fn redirect(s: &gst::StructureRef) -> Result<(), WireError> {
+    let lists = [
+        ("redirect-entry-locations", glib::Type::STRING, false),
+        ("redirect-entry-taglists", gst::TagList::static_type(), true),
+        (
+            "redirect-entry-structures",
+            gst::Structure::static_type(),
+            true,
+        ),
+    ];
+    let mut len = None;
+    for (field, item, may_be_null) in lists {
+        let bad = || WireError::MissingField {
+            what: "message",
+            field: field.to_string(),
+        };
+        let list = s.get::<gst::List>(field).map_err(|_| bad())?;
+        let fits = list
+            .iter()
+            .all(|v| v.type_() == item && (may_be_null || !is_null(v)));
+        if !fits || *len.get_or_insert(list.len()) != list.len() {
+            return Err(bad());
+        }
+    }
+    Ok(())
 }
 
 /// Messages that concern only the pipeline they are posted in (its own state, clock, threads

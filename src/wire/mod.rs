@@ -65,7 +65,9 @@ pub enum WireError {
     BadMeta(&'static str),
     #[error("memory from the peer refused: {0}")]
     BadMemory(String),
-    #[error("a {what} without its field {field:?} of the expected type")]
+    #[error(
+        "a {what} without its field {field:?} of the expected type, or with an unusable value there"
+    )]
     MissingField { what: &'static str, field: String },
     #[error("too many names this process never saw, up to {0:?} (GStreamer keeps each for good)")]
     NewNames(String),

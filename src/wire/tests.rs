@@ -570,6 +570,81 @@ fn objects_without_the_fields_gstreamer_reads_are_refused() {
         event("caps", Some(s), gst::EventType::Caps),
         Err(WireError::MissingField { .. })
     ));
+    // A STREAM_START event with group id 0, GStreamer's "none", that a base sink would post
+    // in its own STREAM_START message (found by fuzzing).
+    let s = gst::Structure::builder("GstEventStreamStart")
+        .field("stream-id", "s")
+        .field("flags", gst::StreamFlags::empty())
+        .field("group-id", 0u32)
+        .build();
+    assert!(matches!(
+        event("stream-start", Some(s), gst::EventType::StreamStart),
+        Err(WireError::MissingField { .. })
+    ));
+    let message = |type_, structure| {
+        decode_bytes(&encode(
+            1,
+            &Frame::Message(RemoteMessage {
+                type_,
+                seqnum: 1,
+                origin: String::new(),
+                structure: Some(structure),
+            }),
+        ))
+    };
+    // An ERROR message whose details are caps, not a structure: gst-launch would read them
+    // as a structure.
+    let error = gst::message::Error::builder(gst::CoreError::Failed, "x").build();
+    let mut s = error.structure().unwrap().to_owned();
+    s.set("details", gst::Caps::new_empty_simple("x/y"));
+    assert!(matches!(
+        message(gst::MessageType::Error, s),
+        Err(WireError::MissingField { .. })
+    ));
+    // A STREAM_START message whose group id is a string or 0.
+    for group in ["1".to_send_value(), 0u32.to_send_value()] {
+        let mut s = gst::Structure::new_empty("GstMessageStreamStart");
+        s.set_value("group-id", group);
+        assert!(matches!(
+            message(gst::MessageType::StreamStart, s),
+            Err(WireError::MissingField { .. })
+        ));
+    }
+    // A REDIRECT message whose lists of entries differ in length, or hold the wrong items.
+    let redirect = gst::message::Redirect::builder("a:")
+        .tag_list(gst::TagList::new())
+        .build();
+    let good = redirect.structure().unwrap().to_owned();
+    assert!(message(gst::MessageType::Redirect, good.clone()).is_ok());
+    let mut short = good.clone();
+    short.set("redirect-entry-structures", gst::List::new::<String>([]));
+    let mut numbers = good.clone();
+    numbers.set("redirect-entry-locations", gst::List::new([1i32]));
+    for s in [short, numbers] {
+        assert!(matches!(
+            message(gst::MessageType::Redirect, s),
+            Err(WireError::MissingField { .. })
+        ));
+    }
+    // Well-formed ones pass.
+    let details = gst::message::Error::builder(gst::CoreError::Failed, "x")
+        .details(gst::Structure::new_empty("d"))
+        .build();
+    let r = message(
+        gst::MessageType::Error,
+        details.structure().unwrap().to_owned(),
+    );
+    assert!(r.is_ok(), "{r:?}");
+    let start = gst::message::StreamStart::builder()
+        .group_id(gst::GroupId::next())
+        .build();
+    assert!(
+        message(
+            gst::MessageType::StreamStart,
+            start.structure().unwrap().to_owned()
+        )
+        .is_ok()
+    );
     // An ERROR message without its GError.
     let m = encode(
         1,
