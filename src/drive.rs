@@ -19,7 +19,7 @@ use crate::link::{Link, LinkSlot};
 use crate::settings::Settings;
 use crate::spawned::SlaveProcess;
 use crate::state_lock::StateLock;
-use crate::wire::{Frame, RemoteMessage, Reply, Role, Target, stays_local};
+use crate::wire::{Frame, RemoteMessage, Reply, Role, Target};
 
 /// Where a message from the slave says which slave element posted it.
 pub const ORIGIN_FIELD: &str = "ipc-origin";
@@ -273,7 +273,7 @@ impl Drive {
         frame: Frame,
     ) -> Result<Option<Frame>, ChannelError> {
         match frame {
-            Frame::Message(m) if !stays_local(m.type_) => {
+            Frame::Message(m) => {
                 link.count_message()?;
                 let (this, element) = (self.clone(), element.clone());
                 link.control.push_for_peer(move || {
@@ -283,12 +283,6 @@ impl Drive {
                     let _parent = element.parent();
                     this.handle_message(&element, m)
                 })?;
-            }
-            Frame::Message(m) => {
-                return Err(ChannelError::Unexpected(format!(
-                    "a {:?} message, which stays in the slave",
-                    m.type_
-                )));
             }
             Frame::Clock(info) => self.slave_clock.observe(&info),
             // Rare in a real session (a flush, a step), so it counts as a message: a storm of
@@ -319,8 +313,8 @@ impl Drive {
         // per child), so its source is our element; the slave element that posted it is
         // named in the structure, and for errors, warnings and infos in the details too,
         // where gst-launch and most applications look.
-        let mut structure = m.structure;
-        if let Some(s) = structure.as_mut() {
+        let mut m = m;
+        if let Some(s) = m.structure.as_mut() {
             s.set(ORIGIN_FIELD, m.origin.as_str());
             if matches!(
                 m.type_,
@@ -333,20 +327,6 @@ impl Drive {
                 s.set("details", details);
             }
         }
-        let msg: gst::Message = unsafe {
-            use gst::glib::translate::*;
-            let msg: gst::Message = from_glib_full(gst::ffi::gst_message_new_custom(
-                m.type_.into_glib(),
-                element.upcast_ref::<gst::Object>().to_glib_none().0,
-                structure
-                    .map(|s| s.into_glib_ptr())
-                    .unwrap_or(std::ptr::null_mut()),
-            ));
-            if m.seqnum != 0 {
-                gst::ffi::gst_message_set_seqnum(msg.as_mut_ptr(), m.seqnum);
-            }
-            msg
-        };
         gst::debug!(
             self.cat,
             obj = element,
@@ -354,7 +334,7 @@ impl Drive {
             m.type_,
             m.origin
         );
-        let _ = element.post_message(msg);
+        let _ = element.post_message(m.into_message(element.upcast_ref()));
     }
 
     /// The slave's ASYNC_DONE completes the state change we answered ASYNC, if any.

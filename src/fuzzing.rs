@@ -28,8 +28,30 @@ pub fn frame(data: &[u8]) {
         return;
     };
     if let Ok(header) = Header::decode(head) {
-        let _ = wire::decode(&header, body.to_vec());
+        read_decoded(wire::decode(&header, body.to_vec()));
     }
+}
+
+/// Reads a decoded event, query or message field by field, as the elements and applications
+/// that get it do.
+fn read_decoded(frame: Result<wire::Frame, wire::WireError>) {
+    static SOURCE: std::sync::LazyLock<gst::Object> =
+        std::sync::LazyLock::new(|| gst::Bin::new().upcast());
+    use gst::prelude::*;
+    match frame {
+        Ok(wire::Frame::Event { event, .. }) => read_event(&event),
+        Ok(wire::Frame::Query { query, .. }) => read_query(&query),
+        Ok(wire::Frame::Message(m)) => read_as_an_application(&m.into_message(&SOURCE)),
+        _ => {}
+    }
+}
+
+fn read_event(event: &gst::EventRef) {
+    let _ = format!("{:?}", event.view());
+}
+
+fn read_query(query: &gst::QueryRef) {
+    let _ = format!("{:?}", query.view());
 }
 
 /// A body of frame type `t` (any of [`FrameType`]), with a header that fits it.
@@ -38,7 +60,7 @@ pub fn body_of(t: FrameType, data: &[u8]) {
     head[0..4].copy_from_slice(&(data.len() as u32).to_le_bytes());
     head[4] = t as u8;
     if let Ok(header) = Header::decode(&head) {
-        let _ = wire::decode(&header, data.to_vec());
+        read_decoded(wire::decode(&header, data.to_vec()));
     }
 }
 
@@ -210,6 +232,7 @@ pub fn session(element: Element, data: &[u8]) {
         }
         // Dropping `peer` ends the connection.
     });
+    read_everything_crossing(&e);
     e.set_property("fdin", ours.as_raw_fd());
     e.set_property("fdout", ours.as_raw_fd());
     if master {
@@ -217,9 +240,16 @@ pub fn session(element: Element, data: &[u8]) {
     }
     writer.join().unwrap();
     let bus = pipeline.bus().unwrap();
-    let noticed = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Error])
-        .is_some();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut noticed = false;
+    while !noticed {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(m) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            break;
+        };
+        read_as_an_application(&m);
+        noticed = m.type_() == gst::MessageType::Error;
+    }
     // The C plugin's teardown: NULL, then `disconnect`, so that no state change the peer
     // sent can still reach the pipeline; then NULL again for what one may have done.
     let t = Instant::now();
@@ -235,6 +265,36 @@ pub fn session(element: Element, data: &[u8]) {
         t.elapsed()
     );
     drop(ours);
+}
+
+/// Reads a message the way applications do (gst-launch prints an error's details, follows a
+/// redirect, ...): every field GStreamer's parsers read is read, so one of the wrong type is a
+/// GLib critical, a finding.
+fn read_as_an_application(m: &gst::MessageRef) {
+    let _ = format!("{:?}", m.view());
+}
+
+/// Parses every event and query that crosses `e`'s pads as the elements next to it may, in
+/// both directions and answered queries again, so that what the peer sent is read field by
+/// field.
+fn read_everything_crossing(e: &gst::Element) {
+    use gst::prelude::*;
+    let watch = |pad: &gst::Pad| {
+        let types = gst::PadProbeType::EVENT_BOTH
+            | gst::PadProbeType::EVENT_FLUSH
+            | gst::PadProbeType::QUERY_BOTH;
+        pad.add_probe(types, |_, info| {
+            if let Some(event) = info.event() {
+                read_event(event);
+            }
+            if let Some(query) = info.query() {
+                read_query(query);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    };
+    e.pads().iter().for_each(watch);
+    e.connect_pad_added(move |_, pad| watch(pad));
 }
 
 /// The receiving end of a ring whose head (the first 8 bytes) and entries (the rest) are the

@@ -18,17 +18,26 @@ use gst::prelude::*;
 
 use super::WireError;
 
-/// Each field's name and type, and whether the template holds a pointer there (caps, a
-/// segment, a string...) rather than NULL.
-type Fields = Vec<(String, glib::Type, bool)>;
+/// What GStreamer's constructor gives an object of one type: a structure or none, and each
+/// field's name and type, and whether it holds a pointer there (caps, a segment, a string...)
+/// rather than NULL.
+#[derive(Default)]
+struct Fields {
+    structure: bool,
+    fields: Vec<(String, glib::Type, bool)>,
+}
 
 fn fields(s: Option<&gst::StructureRef>) -> Fields {
-    s.map(|s| {
-        s.iter()
-            .map(|(name, value)| (name.to_string(), value.type_(), !is_null(value)))
-            .collect()
-    })
-    .unwrap_or_default()
+    Fields {
+        structure: s.is_some(),
+        fields: s
+            .map(|s| {
+                s.iter()
+                    .map(|(name, value)| (name.to_string(), value.type_(), !is_null(value)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// A value of a pointer type (string, boxed, object) that holds NULL.
@@ -154,6 +163,7 @@ static ANSWERS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
 pub fn answer_field(t: gst::QueryType, field: &str) -> Option<glib::Type> {
     ANSWERS
         .get(&t.into_glib())?
+        .fields
         .iter()
         .find(|(name, _, _)| name == field)
         .map(|(_, t, _)| *t)
@@ -182,6 +192,8 @@ static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
         Toc::builder(&gst::Toc::new(gst::TocScope::Global), false).build(),
         PropertyNotify::builder(&gst::Bin::new(), "template").build(),
         Redirect::builder("template").build(),
+        InstantRateRequest::builder(1.0).build(),
+        StreamStart::builder().build(),
         StreamCollection::builder(&collection).build(),
         StreamsSelected::builder(&collection).build(),
         HaveContext::builder(gst::Context::new("template", false)).build(),
@@ -258,10 +270,17 @@ fn added<K: std::hash::Hash + Eq>(
     s: Option<&gst::StructureRef>,
 ) -> Fields {
     let required = templates.get(&kind);
-    fields(s)
+    let fields = fields(s)
+        .fields
         .into_iter()
-        .filter(|(name, _, _)| !required.is_some_and(|r| r.iter().any(|(n, _, _)| n == name)))
-        .collect()
+        .filter(|(name, _, _)| {
+            !required.is_some_and(|r| r.fields.iter().any(|(n, _, _)| n == name))
+        })
+        .collect();
+    Fields {
+        structure: false,
+        fields,
+    }
 }
 
 /// A group id of 0 is GStreamer's "none": an element that passes it on to
@@ -281,7 +300,7 @@ fn check_optional<K: std::hash::Hash + Eq>(
     let (Some(optional), Some(s)) = (templates.get(&kind), s) else {
         return Ok(());
     };
-    for (name, type_, filled) in optional {
+    for (name, type_, filled) in &optional.fields {
         let Ok(value) = s.value(name.as_str()) else {
             continue;
         };
@@ -296,8 +315,8 @@ fn check_optional<K: std::hash::Hash + Eq>(
     Ok(())
 }
 
-/// `pointers`: a field the template fills must be filled (for events, whose constructors
-/// take no NULL where GStreamer's parsers read a pointer).
+/// `pointers`: a field the template fills must be filled (for events and messages, whose
+/// readers take a tag list, a GError, a TOC... for granted; a query may lack its caps).
 fn check<K: std::hash::Hash + Eq>(
     what: &'static str,
     templates: &HashMap<K, Fields>,
@@ -308,7 +327,11 @@ fn check<K: std::hash::Hash + Eq>(
     let Some(required) = templates.get(&kind) else {
         return Ok(());
     };
-    for (name, type_, filled) in required {
+    // GStreamer's parsers read fields of a structure its constructor always makes.
+    if required.structure && s.is_none() {
+        return Err(WireError::NoStructure(what));
+    }
+    for (name, type_, filled) in &required.fields {
         let present = s.and_then(|s| s.value(name.as_str()).ok());
         let empty = pointers && *filled && present.is_some_and(|v| is_null(v));
         let unusable = present.is_some_and(|v| no_group(name, v));
@@ -358,7 +381,7 @@ pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
 }
 
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
-    check("message", &MESSAGES, t.into_glib(), s, false)?;
+    check("message", &MESSAGES, t.into_glib(), s, true)?;
     check_optional("message", &OPTIONAL_MESSAGES, t.into_glib(), s)?;
     match (t, s) {
         (gst::MessageType::Redirect, Some(s)) => redirect(s),
@@ -397,8 +420,9 @@ fn redirect(s: &gst::StructureRef) -> Result<(), WireError> {
 }
 
 /// Messages that concern only the pipeline they are posted in (its own state, clock, threads
-/// and structure) or that carry objects which cannot cross (a clock, a thread). A slave never forwards them, and a
-/// master refuses them: they would steer its state handling.
+/// and structure) or that carry objects which cannot cross (a clock, a thread, a device). A
+/// slave never forwards them, and a master refuses them: they would steer its state handling,
+/// or lack the object their readers take for granted.
 pub fn stays_local(t: gst::MessageType) -> bool {
     use gst::MessageType as M;
     matches!(
@@ -410,5 +434,8 @@ pub fn stays_local(t: gst::MessageType) -> bool {
             | M::NewClock
             | M::StreamStatus
             | M::StructureChange
+            | M::DeviceAdded
+            | M::DeviceRemoved
+            | M::DeviceChanged
     )
 }

@@ -219,6 +219,13 @@ pub struct RemoteMessage {
     pub structure: Option<gst::Structure>,
 }
 
+impl RemoteMessage {
+    /// The message as `src` posts it.
+    pub fn into_message(self, src: &gst::Object) -> gst::Message {
+        super::objects::new_message(self.type_, self.seqnum, self.structure, Some(src))
+    }
+}
+
 #[derive(Debug)]
 pub enum Reply {
     Bool(bool),
@@ -765,6 +772,9 @@ where
             let type_: gst::MessageType = unsafe { from_glib(raw_type) };
             if matches!(type_, gst::MessageType::__Unknown(_)) {
                 return Err(bad("message type", raw_type as i64));
+            }
+            if check::stays_local(type_) {
+                return Err(WireError::StaysLocal(type_));
             }
             let seqnum = r.u32()?;
             let origin = r.str()?.to_owned();

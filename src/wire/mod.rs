@@ -65,6 +65,8 @@ pub enum WireError {
     BadMeta(&'static str),
     #[error("memory from the peer refused: {0}")]
     BadMemory(String),
+    #[error("a {0} without the structure GStreamer always gives one of its type")]
+    NoStructure(&'static str),
     #[error(
         "a {what} without its field {field:?} of the expected type, or with an unusable value there"
     )]
@@ -77,6 +79,8 @@ pub enum WireError {
     NotAUnixStream,
     #[error("a caps event with caps that are not fixed")]
     UnfixedCaps,
+    #[error("a {0:?} message, which stays in the pipeline that posts it")]
+    StaysLocal(gst::MessageType),
 }
 
 #[cfg(test)]

@@ -238,8 +238,11 @@ pub fn encode_message(w: &mut Writer, m: &gst::MessageRef) {
 pub fn decode_message(r: &mut Reader, depth: usize) -> Result<gst::Message, WireError> {
     let raw = r.u32()?;
     let t: gst::MessageType = unsafe { from_glib(raw) };
-    if matches!(t, gst::MessageType::__Unknown(_)) || super::check::stays_local(t) {
+    if matches!(t, gst::MessageType::__Unknown(_)) {
         return Err(bad("message type", raw as i64));
+    }
+    if super::check::stays_local(t) {
+        return Err(WireError::StaysLocal(t));
     }
     let seqnum = r.u32()?;
     let s = if r.bool()? {
@@ -248,16 +251,27 @@ pub fn decode_message(r: &mut Reader, depth: usize) -> Result<gst::Message, Wire
         None
     };
     super::check::message(t, s.as_deref())?;
+    Ok(new_message(t, seqnum, s, None))
+}
+
+/// A message of any type with the given structure, which the decoder checked: gstreamer-rs
+/// builds each type only from its typed fields.
+pub fn new_message(
+    t: gst::MessageType,
+    seqnum: u32,
+    s: Option<gst::Structure>,
+    src: Option<&gst::Object>,
+) -> gst::Message {
     unsafe {
         let m = gst::ffi::gst_message_new_custom(
-            raw,
-            std::ptr::null_mut(),
+            t.into_glib(),
+            src.to_glib_none().0,
             s.map(|s| s.into_glib_ptr()).unwrap_or(std::ptr::null_mut()),
         );
         if seqnum != 0 {
             gst::ffi::gst_message_set_seqnum(m, seqnum);
         }
-        Ok(from_glib_full(m))
+        from_glib_full(m)
     }
 }
 

@@ -558,9 +558,18 @@ fn objects_without_the_fields_gstreamer_reads_are_refused() {
             },
         ))
     };
-    // A SEGMENT event without its segment, a CAPS event whose caps are a string.
+    // A SEGMENT event without a structure, or without its segment; a CAPS event whose caps
+    // are a string.
     assert!(matches!(
         event("segment", None, gst::EventType::Segment),
+        Err(WireError::NoStructure("event"))
+    ));
+    assert!(matches!(
+        event(
+            "segment",
+            Some(gst::Structure::new_empty("GstEventSegment")),
+            gst::EventType::Segment
+        ),
         Err(WireError::MissingField { .. })
     ));
     let s = gst::Structure::builder("GstEventCaps")
@@ -610,6 +619,31 @@ fn objects_without_the_fields_gstreamer_reads_are_refused() {
             Err(WireError::MissingField { .. })
         ));
     }
+    // A STREAM_START message without the structure its constructor always makes, where
+    // gst_message_parse_group_id looks.
+    let bare = decode_bytes(&encode(
+        1,
+        &Frame::Message(RemoteMessage {
+            type_: gst::MessageType::StreamStart,
+            seqnum: 1,
+            origin: String::new(),
+            structure: None,
+        }),
+    ));
+    assert!(matches!(bare, Err(WireError::NoStructure("message"))));
+    // A TAG message whose tag list is NULL.
+    let mut s = gst::Structure::new_empty("GstMessageTag");
+    s.set_value("taglist", None::<gst::TagList>.to_send_value());
+    assert!(matches!(
+        message(gst::MessageType::Tag, s),
+        Err(WireError::MissingField { .. })
+    ));
+    // A message that concerns only the slave's own pipeline.
+    let status = gst::Structure::new_empty("GstMessageStreamStatus");
+    assert!(matches!(
+        message(gst::MessageType::StreamStatus, status),
+        Err(WireError::StaysLocal(gst::MessageType::StreamStatus))
+    ));
     // A REDIRECT message whose lists of entries differ in length, or hold the wrong items.
     let redirect = gst::message::Redirect::builder("a:")
         .tag_list(gst::TagList::new())
