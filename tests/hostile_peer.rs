@@ -143,7 +143,11 @@ fn garbage_and_truncated_frames_after_the_greeting() {
         ),
         ("segment without segment", segment_without_segment, invalid),
         ("deep nesting", deep, "nesting deeper than"),
-        ("forged ASYNC_START", forged_state, broke),
+        (
+            "forged ASYNC_START",
+            forged_state,
+            "stays in the pipeline that posts it",
+        ),
         ("reply to a request never made", unknown_reply, broke),
         // A frame cut in the middle, then the peer goes away.
         (
