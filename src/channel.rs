@@ -56,30 +56,32 @@ pub enum ChannelError {
     Ring(#[from] crate::ring::RingError),
 }
 
-/// The kind of reply a request takes: a peer that answers with another kind is broken.
+/// The kind of reply a request takes: a peer that answers with another kind, or a query's
+/// success without its result, is broken.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Expect {
     Bool,
     State,
-    Query,
+    Query(gst::QueryType),
 }
 
 impl Expect {
     fn of(request: &Frame) -> Expect {
         match request {
             Frame::StateChange { .. } => Expect::State,
-            Frame::Query { .. } => Expect::Query,
+            Frame::Query { query, .. } => Expect::Query(query.type_()),
             _ => Expect::Bool,
         }
     }
 
     fn takes(self, reply: &Reply) -> bool {
-        matches!(
-            (self, reply),
-            (Expect::Bool, Reply::Bool(_))
-                | (Expect::State, Reply::State(_))
-                | (Expect::Query, Reply::Query { .. })
-        )
+        match (self, reply) {
+            (Expect::Bool, Reply::Bool(_)) | (Expect::State, Reply::State(_)) => true,
+            (Expect::Query(t), Reply::Query { result, structure }) => {
+                !result || wire::answers(t, structure.as_deref())
+            }
+            _ => false,
+        }
     }
 }
 

@@ -187,6 +187,25 @@ fn a_reply_of_the_wrong_kind() {
     assert!(text.contains("which takes a State reply"), "{text}");
 }
 
+/// A slave that answers the CAPS query of the master's source with success but no caps,
+/// which `gst_pad_query_caps` would take a reference of: the protocol is broken.
+#[test]
+fn a_query_answered_without_its_result() {
+    let text = error_with_slave_answering(|h| {
+        let reply = match h.frame_type {
+            wire::FrameType::StateChange => Reply::State(gst::StateChangeReturn::Success),
+            wire::FrameType::Event => Reply::Bool(true),
+            wire::FrameType::Query => Reply::Query {
+                result: true,
+                structure: None,
+            },
+            _ => return None,
+        };
+        Some(wire::encode(h.id, &Frame::Reply(reply)))
+    });
+    assert!(text.contains("which takes a Query(Caps) reply"), "{text}");
+}
+
 /// A slave that answers a request twice: the second answer is an error, not a surprise for
 /// the next request.
 #[test]

@@ -159,6 +159,19 @@ static ANSWERS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Whether a query's successful answer `s` holds the result that GStreamer's callers then
+/// take for granted: `gst_pad_query_caps` refs the caps it reads, whoever asks for a context
+/// sets it on itself.
+pub fn answers(t: gst::QueryType, s: Option<&gst::StructureRef>) -> bool {
+    let (field, type_) = match t {
+        gst::QueryType::Caps => ("caps", gst::Caps::static_type()),
+        gst::QueryType::Context => ("context", gst::Context::static_type()),
+        _ => return true,
+    };
+    s.and_then(|s| s.value(field).ok())
+        .is_some_and(|v| v.type_() == type_ && !is_null(v))
+}
+
 /// The type a field of an answered query of type `t` has, when GStreamer's setters add it.
 pub fn answer_field(t: gst::QueryType, field: &str) -> Option<glib::Type> {
     ANSWERS
