@@ -20,16 +20,17 @@ use super::WireError;
 
 /// What GStreamer's constructor gives an object of one type: a structure or none, and each
 /// field's name and type, and whether it holds a pointer there (caps, a segment, a string...)
-/// rather than NULL.
-#[derive(Default)]
+/// rather than NULL. `optional`: the fields may be missing (GStreamer's setters add them).
 struct Fields {
     structure: bool,
+    optional: bool,
     fields: Vec<(String, glib::Type, bool)>,
 }
 
 fn fields(s: Option<&gst::StructureRef>) -> Fields {
     Fields {
         structure: s.is_some(),
+        optional: false,
         fields: s
             .map(|s| {
                 s.iter()
@@ -292,6 +293,7 @@ fn added<K: std::hash::Hash + Eq>(
         .collect();
     Fields {
         structure: false,
+        optional: true,
         fields,
     }
 }
@@ -302,30 +304,6 @@ const GROUP_ID: &str = "group-id";
 
 fn no_group(name: &str, value: &glib::Value) -> bool {
     name == GROUP_ID && value.get::<u32>() == Ok(0)
-}
-
-fn check_optional<K: std::hash::Hash + Eq>(
-    what: &'static str,
-    templates: &HashMap<K, Fields>,
-    kind: K,
-    s: Option<&gst::StructureRef>,
-) -> Result<(), WireError> {
-    let (Some(optional), Some(s)) = (templates.get(&kind), s) else {
-        return Ok(());
-    };
-    for (name, type_, filled) in &optional.fields {
-        let Ok(value) = s.value(name.as_str()) else {
-            continue;
-        };
-        let empty = *filled && is_null(value);
-        if value.type_() != *type_ || empty || no_group(name, value) {
-            return Err(WireError::MissingField {
-                what,
-                field: name.clone(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// `pointers`: a field the template fills must be filled (for events and messages, whose
@@ -346,6 +324,9 @@ fn check<K: std::hash::Hash + Eq>(
     }
     for (name, type_, filled) in &required.fields {
         let present = s.and_then(|s| s.value(name.as_str()).ok());
+        if required.optional && present.is_none() {
+            continue;
+        }
         let empty = pointers && *filled && present.is_some_and(|v| is_null(v));
         let unusable = present.is_some_and(|v| no_group(name, v));
         if present.map(|v| v.type_()) != Some(*type_) || empty || unusable {
@@ -373,7 +354,7 @@ pub fn init() {
 pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
     let kind = e.type_().into_glib();
     check("event", &EVENTS, kind, e.structure(), true)?;
-    check_optional("event", &OPTIONAL_EVENTS, kind, e.structure())?;
+    check("event", &OPTIONAL_EVENTS, kind, e.structure(), true)?;
     // GStreamer builds CAPS events only from fixed caps, and asserts it when it reads them.
     if let gst::EventView::Caps(c) = e.view()
         && !c.caps().is_fixed()
@@ -395,7 +376,7 @@ pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
 
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
     check("message", &MESSAGES, t.into_glib(), s, true)?;
-    check_optional("message", &OPTIONAL_MESSAGES, t.into_glib(), s)?;
+    check("message", &OPTIONAL_MESSAGES, t.into_glib(), s, true)?;
     match (t, s) {
         (gst::MessageType::Redirect, Some(s)) => redirect(s),
         _ => Ok(()),
