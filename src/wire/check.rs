@@ -112,7 +112,8 @@ static QUERIES: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
         Formats::new().into(),
         Buffering::new(time).into(),
         Uri::new().into(),
-        Allocation::new(Some(&caps), false).into(),
+        // An allocation query may come without caps: its readers check.
+        Allocation::new(None::<&gst::Caps>, false).into(),
         Scheduling::new().into(),
         AcceptCaps::new(&caps).into(),
         Caps::new(None).into(),
@@ -306,14 +307,13 @@ fn no_group(name: &str, value: &glib::Value) -> bool {
     name == GROUP_ID && value.get::<u32>() == Ok(0)
 }
 
-/// `pointers`: a field the template fills must be filled (for events and messages, whose
-/// readers take a tag list, a GError, a TOC... for granted; a query may lack its caps).
+/// A field the template fills must be filled: readers take a tag list, a GError, a TOC, the
+/// caps of an ACCEPT_CAPS query... for granted.
 fn check<K: std::hash::Hash + Eq>(
     what: &'static str,
     templates: &HashMap<K, Fields>,
     kind: K,
     s: Option<&gst::StructureRef>,
-    pointers: bool,
 ) -> Result<(), WireError> {
     let Some(required) = templates.get(&kind) else {
         return Ok(());
@@ -327,7 +327,7 @@ fn check<K: std::hash::Hash + Eq>(
         if required.optional && present.is_none() {
             continue;
         }
-        let empty = pointers && *filled && present.is_some_and(|v| is_null(v));
+        let empty = *filled && present.is_some_and(|v| is_null(v));
         let unusable = present.is_some_and(|v| no_group(name, v));
         if present.map(|v| v.type_()) != Some(*type_) || empty || unusable {
             return Err(WireError::MissingField {
@@ -353,8 +353,8 @@ pub fn init() {
 
 pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
     let kind = e.type_().into_glib();
-    check("event", &EVENTS, kind, e.structure(), true)?;
-    check("event", &OPTIONAL_EVENTS, kind, e.structure(), true)?;
+    check("event", &EVENTS, kind, e.structure())?;
+    check("event", &OPTIONAL_EVENTS, kind, e.structure())?;
     // GStreamer builds CAPS events only from fixed caps, and asserts it when it reads them.
     if let gst::EventView::Caps(c) = e.view()
         && !c.caps().is_fixed()
@@ -365,18 +365,19 @@ pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
 }
 
 pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
-    check(
-        "query",
-        &QUERIES,
-        q.type_().into_glib(),
-        q.structure(),
-        false,
-    )
+    check("query", &QUERIES, q.type_().into_glib(), q.structure())?;
+    // GStreamer builds ACCEPT_CAPS queries only from fixed caps, as CAPS events.
+    if let gst::QueryView::AcceptCaps(a) = q.view()
+        && !a.caps().is_fixed()
+    {
+        return Err(WireError::UnfixedCaps);
+    }
+    Ok(())
 }
 
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
-    check("message", &MESSAGES, t.into_glib(), s, true)?;
-    check("message", &OPTIONAL_MESSAGES, t.into_glib(), s, true)?;
+    check("message", &MESSAGES, t.into_glib(), s)?;
+    check("message", &OPTIONAL_MESSAGES, t.into_glib(), s)?;
     match (t, s) {
         (gst::MessageType::Redirect, Some(s)) => redirect(s),
         _ => Ok(()),

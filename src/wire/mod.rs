@@ -77,7 +77,7 @@ pub enum WireError {
     NotASocket,
     #[error("the connection of a stream is a socket, but not a unix stream socket")]
     NotAUnixStream,
-    #[error("a caps event with caps that are not fixed")]
+    #[error("a caps event or accept-caps query with caps that are not fixed")]
     UnfixedCaps,
     #[error("a {0:?} message, which stays in the pipeline that posts it")]
     StaysLocal(gst::MessageType),

@@ -716,6 +716,43 @@ fn objects_without_the_fields_gstreamer_reads_are_refused() {
         decode_bytes(&q),
         Err(WireError::MissingField { .. })
     ));
+    // ACCEPT_CAPS queries with NULL caps (which `gst_pad_query_accept_caps_default` reads)
+    // or caps that are not fixed; one with a fixed caps passes, as does an ALLOCATION query
+    // without caps.
+    let accept = |caps: Option<gst::Caps>| {
+        let mut s = gst::Structure::new_empty("GstQueryAcceptCaps");
+        s.set_value("caps", caps.to_send_value());
+        s.set("result", false);
+        let q: gst::Query = unsafe {
+            use gst::glib::translate::*;
+            from_glib_full(gst::ffi::gst_query_new_custom(
+                gst::QueryType::AcceptCaps.into_glib(),
+                s.into_glib_ptr(),
+            ))
+        };
+        decode_bytes(&encode(
+            1,
+            &Frame::Query {
+                target: Target::Pad,
+                query: q,
+            },
+        ))
+    };
+    assert!(matches!(accept(None), Err(WireError::MissingField { .. })));
+    let unfixed = gst::Caps::builder("audio/x-raw")
+        .field("rate", gst::IntRange::new(1, 2))
+        .build();
+    assert!(matches!(accept(Some(unfixed)), Err(WireError::UnfixedCaps)));
+    assert!(accept(Some(gst::Caps::new_empty_simple("audio/x-raw"))).is_ok());
+    let allocation = gst::query::Allocation::new(None::<&gst::Caps>, true);
+    let q = encode(
+        1,
+        &Frame::Query {
+            target: Target::Pad,
+            query: allocation.into(),
+        },
+    );
+    assert!(decode_bytes(&q).is_ok());
 }
 
 #[test]
