@@ -287,7 +287,7 @@ impl Channel {
             features,
         });
         gst::debug!(CAT, "{}: connecting on fds {rfd}/{wfd}", inner.name);
-        inner.write(&wire::encode(0, &hello), &[])?;
+        inner.write_frame(0, &hello)?;
         Ok(Channel {
             inner,
             role: config.role,
@@ -347,11 +347,7 @@ impl Channel {
         ) {
             self.inner.lock().abandon(id);
         }
-        self.inner.write_vectored(
-            &[IoSlice::new(&wire::encode(id, frame))],
-            &[],
-            Sent::of(frame),
-        )
+        self.inner.write_frame(id, frame)
     }
 
     /// Sends `fd`, the peer's end of the connection of a further stream (see
@@ -367,8 +363,7 @@ impl Channel {
     }
 
     pub fn reply(&self, id: u32, reply: Reply) -> Result<(), ChannelError> {
-        self.inner
-            .write(&wire::encode(id, &Frame::Reply(reply)), &[])
+        self.inner.write_frame(id, &Frame::Reply(reply))
     }
 
     /// Several replies in one write.
@@ -411,11 +406,7 @@ impl Channel {
         );
         let result = self
             .inner
-            .write_vectored(
-                &[IoSlice::new(&wire::encode(id, frame))],
-                &[],
-                Sent::of(frame),
-            )
+            .write_frame(id, frame)
             .and_then(|()| self.wait_reply(id, timeout, cancel_on_flush));
         let mut s = self.inner.lock();
         s.pending.remove(&id);
@@ -737,6 +728,15 @@ impl Inner {
 
     fn write(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), ChannelError> {
         self.write_vectored(&[IoSlice::new(data)], fds, Sent::Other)
+    }
+
+    /// Encodes and writes a frame that has no fds.
+    fn write_frame(&self, id: u32, frame: &Frame) -> Result<(), ChannelError> {
+        self.write_vectored(
+            &[IoSlice::new(&wire::encode(id, frame))],
+            &[],
+            Sent::of(frame),
+        )
     }
 
     /// Writes a whole frame, given in pieces. Frames from different threads never
@@ -1188,7 +1188,7 @@ struct Release(std::sync::Weak<Inner>, u32);
 impl Drop for Release {
     fn drop(&mut self) {
         if let Some(inner) = self.0.upgrade() {
-            let _ = inner.write(&wire::encode(self.1, &Frame::Release), &[]);
+            let _ = inner.write_frame(self.1, &Frame::Release);
         }
     }
 }
