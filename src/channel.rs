@@ -56,8 +56,8 @@ pub enum ChannelError {
     Ring(#[from] crate::ring::RingError),
 }
 
-/// The kind of reply a request takes: a peer that answers with another kind, or a query's
-/// success without its result, is broken.
+/// The kind of reply a request takes: a peer that answers with another kind, or a query with
+/// an answer its asker cannot use (success without the result, an invalid time), is broken.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Expect {
     Bool,
@@ -78,7 +78,7 @@ impl Expect {
         match (self, reply) {
             (Expect::Bool, Reply::Bool(_)) | (Expect::State, Reply::State(_)) => true,
             (Expect::Query(t), Reply::Query { result, structure }) => {
-                !result || wire::answers(t, structure.as_deref())
+                wire::usable_answer(t, *result, structure.as_deref())
             }
             _ => false,
         }

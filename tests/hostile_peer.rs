@@ -206,6 +206,36 @@ fn a_query_answered_without_its_result() {
     assert!(text.contains("which takes a Query(Caps) reply"), "{text}");
 }
 
+/// A slave that answers the latency query with a minimum of NONE, which GStreamer's setter
+/// refuses and whose gstreamer-rs readers panic on.
+#[test]
+fn a_latency_answered_with_no_minimum() {
+    let text = error_with_slave_answering(|h| {
+        let reply = match h.frame_type {
+            wire::FrameType::StateChange => Reply::State(gst::StateChangeReturn::Success),
+            wire::FrameType::Event => Reply::Bool(true),
+            // Every query: the CAPS query may take it (failed, with a field it ignores),
+            // the LATENCY query may not.
+            wire::FrameType::Query => Reply::Query {
+                result: false,
+                structure: Some(
+                    gst::Structure::builder("GstQueryLatency")
+                        .field("live", true)
+                        .field("min-latency", gst::ffi::GST_CLOCK_TIME_NONE)
+                        .field("max-latency", gst::ffi::GST_CLOCK_TIME_NONE)
+                        .build(),
+                ),
+            },
+            _ => return None,
+        };
+        Some(wire::encode(h.id, &Frame::Reply(reply)))
+    });
+    assert!(
+        text.contains("which takes a Query(Latency) reply"),
+        "{text}"
+    );
+}
+
 /// A slave that answers a request twice: the second answer is an error, not a surprise for
 /// the next request.
 #[test]

@@ -161,17 +161,21 @@ static ANSWERS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Whether a query's successful answer `s` holds the result that GStreamer's callers then
-/// take for granted: `gst_pad_query_caps` refs the caps it reads, whoever asks for a context
-/// sets it on itself.
-pub fn answers(t: gst::QueryType, s: Option<&gst::StructureRef>) -> bool {
-    let (field, type_) = match t {
-        gst::QueryType::Caps => ("caps", gst::Caps::static_type()),
-        gst::QueryType::Context => ("context", gst::Context::static_type()),
-        _ => return true,
+/// Whether the answer `s` to a query of type `t` can be handed to its asker: a successful one
+/// must hold the result that GStreamer's callers then take for granted (`gst_pad_query_caps`
+/// refs the caps it reads, whoever asks for a context sets it on itself), and any answer's
+/// times must be valid where GStreamer's setters require it.
+pub fn usable_answer(t: gst::QueryType, result: bool, s: Option<&gst::StructureRef>) -> bool {
+    let has_result = || {
+        let (field, type_) = match t {
+            gst::QueryType::Caps => ("caps", gst::Caps::static_type()),
+            gst::QueryType::Context => ("context", gst::Context::static_type()),
+            _ => return true,
+        };
+        s.and_then(|s| s.value(field).ok())
+            .is_some_and(|v| v.type_() == type_ && !is_null(v))
     };
-    s.and_then(|s| s.value(field).ok())
-        .is_some_and(|v| v.type_() == type_ && !is_null(v))
+    (!result || has_result()) && valid_times("query", QUERY_TIMES, t, s).is_ok()
 }
 
 /// The type a field of an answered query of type `t` has, when GStreamer's setters add it.
@@ -299,6 +303,35 @@ fn added<K: std::hash::Hash + Eq>(
     }
 }
 
+/// Times that GStreamer's constructors and setters take only when valid (`gst_event_new_gap`,
+/// `gst_query_set_latency`, ...) and that gstreamer-rs returns as a `ClockTime`, panicking on
+/// NONE. Found by fuzzing: a LATENCY query whose minimum was NONE.
+const EVENT_TIMES: &[(gst::EventType, &str)] = &[
+    (gst::EventType::Gap, "timestamp"),
+    (gst::EventType::Latency, "latency"),
+    (gst::EventType::InstantRateSyncTime, "running-time"),
+    (gst::EventType::InstantRateSyncTime, "upstream-running-time"),
+];
+const QUERY_TIMES: &[(gst::QueryType, &str)] = &[(gst::QueryType::Latency, "min-latency")];
+const MESSAGE_TIMES: &[(gst::MessageType, &str)] = &[(gst::MessageType::ResetTime, "running-time")];
+
+fn valid_times<K: PartialEq>(
+    what: &'static str,
+    times: &[(K, &str)],
+    kind: K,
+    s: Option<&gst::StructureRef>,
+) -> Result<(), WireError> {
+    for (_, field) in times.iter().filter(|(k, _)| *k == kind) {
+        if s.and_then(|s| s.get::<u64>(*field).ok()) == Some(gst::ffi::GST_CLOCK_TIME_NONE) {
+            return Err(WireError::MissingField {
+                what,
+                field: field.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A group id of 0 is GStreamer's "none": an element that passes it on to
 /// `gst_message_set_group_id` (every base sink does) trips an assertion.
 const GROUP_ID: &str = "group-id";
@@ -355,6 +388,7 @@ pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
     let kind = e.type_().into_glib();
     check("event", &EVENTS, kind, e.structure())?;
     check("event", &OPTIONAL_EVENTS, kind, e.structure())?;
+    valid_times("event", EVENT_TIMES, e.type_(), e.structure())?;
     // GStreamer builds CAPS events only from fixed caps, and asserts it when it reads them.
     if let gst::EventView::Caps(c) = e.view()
         && !c.caps().is_fixed()
@@ -366,6 +400,7 @@ pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
 
 pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
     check("query", &QUERIES, q.type_().into_glib(), q.structure())?;
+    valid_times("query", QUERY_TIMES, q.type_(), q.structure())?;
     // GStreamer builds ACCEPT_CAPS queries only from fixed caps, as CAPS events.
     if let gst::QueryView::AcceptCaps(a) = q.view()
         && !a.caps().is_fixed()
@@ -378,6 +413,7 @@ pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
     check("message", &MESSAGES, t.into_glib(), s)?;
     check("message", &OPTIONAL_MESSAGES, t.into_glib(), s)?;
+    valid_times("message", MESSAGE_TIMES, t, s)?;
     match (t, s) {
         (gst::MessageType::Redirect, Some(s)) => redirect(s),
         _ => Ok(()),

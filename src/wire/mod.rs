@@ -17,7 +17,7 @@ pub(crate) mod metas;
 pub(crate) mod objects;
 pub(crate) mod value;
 
-pub use check::{answer_field, answers, stays_local};
+pub use check::{answer_field, stays_local, usable_answer};
 pub use frame::*;
 pub use metas::carried_apis as carried_meta_apis;
 

@@ -755,6 +755,100 @@ fn objects_without_the_fields_gstreamer_reads_are_refused() {
     assert!(decode_bytes(&q).is_ok());
 }
 
+/// Times GStreamer's setters take only when valid, and that gstreamer-rs reads as a
+/// `ClockTime` (panicking on NONE): a LATENCY query whose minimum was NONE was found by
+/// fuzzing. Each object passes as GStreamer builds it, and is refused with NONE there.
+#[test]
+fn times_that_must_be_valid_are_refused_when_none() {
+    init();
+    let t = gst::ClockTime::SECOND;
+    let with_none = |s: &mut gst::StructureRef, field: &str| {
+        assert!(s.has_field(field), "{field} not in {s}");
+        s.set(field, gst::ffi::GST_CLOCK_TIME_NONE);
+    };
+    let events = [
+        (gst::event::Gap::new(t, t), "timestamp"),
+        (gst::event::Latency::new(t), "latency"),
+        (
+            gst::event::InstantRateSyncTime::new(1.0, t, t),
+            "running-time",
+        ),
+        (
+            gst::event::InstantRateSyncTime::new(1.0, t, t),
+            "upstream-running-time",
+        ),
+    ];
+    for (mut event, field) in events {
+        let frame = |event: &gst::Event| {
+            encode(
+                1,
+                &Frame::Event {
+                    target: Target::Pad,
+                    event: event.clone(),
+                },
+            )
+        };
+        assert!(decode_bytes(&frame(&event)).is_ok());
+        with_none(event.make_mut().structure_mut(), field);
+        assert!(
+            matches!(
+                decode_bytes(&frame(&event)),
+                Err(WireError::MissingField { .. })
+            ),
+            "{event:?}"
+        );
+    }
+
+    let mut latency = gst::query::Latency::new();
+    latency.set(true, t, None);
+    let mut query: gst::Query = latency.into();
+    let frame = |query: &gst::Query| {
+        encode(
+            1,
+            &Frame::Query {
+                target: Target::Element,
+                query: query.clone(),
+            },
+        )
+    };
+    assert!(decode_bytes(&frame(&query)).is_ok());
+    assert!(crate::wire::usable_answer(
+        gst::QueryType::Latency,
+        true,
+        query.structure()
+    ));
+    with_none(query.make_mut().structure_mut(), "min-latency");
+    assert!(matches!(
+        decode_bytes(&frame(&query)),
+        Err(WireError::MissingField { .. })
+    ));
+    // Nor may an answer, failed or not, hand the asker such a minimum.
+    for result in [true, false] {
+        assert!(!crate::wire::usable_answer(
+            gst::QueryType::Latency,
+            result,
+            query.structure()
+        ));
+    }
+
+    let reset = gst::message::ResetTime::new(t);
+    let mut s = reset.structure().unwrap().to_owned();
+    let message = |s: &gst::Structure| {
+        decode_bytes(&encode(
+            1,
+            &Frame::Message(RemoteMessage {
+                type_: gst::MessageType::ResetTime,
+                seqnum: 1,
+                origin: String::new(),
+                structure: Some(s.clone()),
+            }),
+        ))
+    };
+    assert!(message(&s).is_ok());
+    with_none(&mut s, "running-time");
+    assert!(matches!(message(&s), Err(WireError::MissingField { .. })));
+}
+
 #[test]
 fn clock_info_round_trips_and_refuses_bad_kinds() {
     init();
