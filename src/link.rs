@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::channel::{Channel, ChannelError, Config, Handler};
 use crate::lane::{Full, Lane, Spawner};
 use crate::settings::Settings;
-use crate::wire::{Frame, Reply, Role, Target, answer_field, carried_meta_apis};
+use crate::wire::{Frame, Reply, Role, Target, answer_fits, carried_meta_apis};
 
 pub struct Link {
     pub channel: Channel,
@@ -206,12 +206,11 @@ pub fn apply_query_reply(query: &mut gst::QueryRef, reply: Option<&gst::Structur
     let s = query.structure_mut();
     let extension = is_extension(s.name());
     for (name, value) in reply.iter() {
-        let expected = s
-            .value(name)
-            .map(|v| v.type_())
-            .ok()
-            .or_else(|| answer_field(t, name));
-        if expected == Some(value.type_()) || (expected.is_none() && extension) {
+        let fits = answer_fits(t, name, value).unwrap_or_else(|| match s.value(name) {
+            Ok(v) => v.type_() == value.type_(),
+            Err(_) => extension,
+        });
+        if fits {
             s.set_value(name, value.clone());
         }
     }

@@ -18,13 +18,58 @@ use gst::prelude::*;
 
 use super::WireError;
 
-/// What GStreamer's constructor gives an object of one type: a structure or none, and each
-/// field's name and type, and whether it holds a pointer there (caps, a segment, a string...)
-/// rather than NULL. `optional`: the fields may be missing (GStreamer's setters add them).
+/// What GStreamer's constructor gives an object of one type: a structure or none, and its
+/// fields. `optional`: the fields may be missing (GStreamer's setters add them).
 struct Fields {
     structure: bool,
     optional: bool,
-    fields: Vec<(String, glib::Type, bool)>,
+    fields: Vec<Field>,
+}
+
+/// A field's name and type, whether it holds a pointer there (caps, a segment, a string...)
+/// rather than NULL, and for a list or array the same of its items (GStreamer reads the
+/// streams of a SELECT_STREAMS event with `g_value_dup_string`, whatever they are).
+struct Field {
+    name: String,
+    type_: glib::Type,
+    filled: bool,
+    items: Option<(glib::Type, bool)>,
+}
+
+impl Field {
+    fn of(name: &str, value: &glib::Value) -> Field {
+        Field {
+            name: name.to_string(),
+            type_: value.type_(),
+            filled: !is_null(value),
+            items: items(value)
+                .and_then(|mut i| i.next())
+                .map(|v| (v.type_(), !is_null(v))),
+        }
+    }
+
+    /// Whether `value` has this field's type, and items of its items' type, filled where
+    /// they are (`filled`: the field itself must be, too).
+    fn fits(&self, value: &glib::Value, filled: bool) -> bool {
+        let items_fit = match (self.items, items(value)) {
+            (Some((t, filled)), Some(mut items)) => {
+                items.all(|v| v.type_() == t && !(filled && is_null(v)))
+            }
+            _ => true,
+        };
+        value.type_() == self.type_ && !(filled && self.filled && is_null(value)) && items_fit
+    }
+}
+
+/// The items of a list or array value.
+fn items(value: &glib::Value) -> Option<std::slice::Iter<'_, glib::SendValue>> {
+    if let Ok(list) = value.get::<gst::ListRef>() {
+        Some(list.as_slice().iter())
+    } else if let Ok(array) = value.get::<gst::ArrayRef>() {
+        Some(array.as_slice().iter())
+    } else {
+        None
+    }
 }
 
 fn fields(s: Option<&gst::StructureRef>) -> Fields {
@@ -34,7 +79,7 @@ fn fields(s: Option<&gst::StructureRef>) -> Fields {
         fields: s
             .map(|s| {
                 s.iter()
-                    .map(|(name, value)| (name.to_string(), value.type_(), !is_null(value)))
+                    .map(|(name, value)| Field::of(name, value))
                     .collect()
             })
             .unwrap_or_default(),
@@ -175,17 +220,19 @@ pub fn usable_answer(t: gst::QueryType, result: bool, s: Option<&gst::StructureR
         s.and_then(|s| s.value(field).ok())
             .is_some_and(|v| v.type_() == type_ && !is_null(v))
     };
-    (!result || has_result()) && valid_times("query", QUERY_TIMES, t, s).is_ok()
+    (!result || has_result()) && values("query", QUERY_VALUES, t, s).is_ok()
 }
 
-/// The type a field of an answered query of type `t` has, when GStreamer's setters add it.
-pub fn answer_field(t: gst::QueryType, field: &str) -> Option<glib::Type> {
-    ANSWERS
-        .get(&t.into_glib())?
-        .fields
-        .iter()
-        .find(|(name, _, _)| name == field)
-        .map(|(_, t, _)| *t)
+/// Whether `value` may stand in the field `name` of an answered query of type `t`: `None`
+/// when GStreamer gives such a query no such field.
+pub fn answer_fits(t: gst::QueryType, name: &str, value: &glib::Value) -> Option<bool> {
+    let t = t.into_glib();
+    let field = [&*ANSWERS, &*QUERIES]
+        .into_iter()
+        .filter_map(|templates| templates.get(&t))
+        .flat_map(|f| f.fields.iter())
+        .find(|f| f.name == name)?;
+    Some(field.fits(value, false))
 }
 
 static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
@@ -193,6 +240,12 @@ static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
     let t = gst::ClockTime::ZERO;
     let failed = gst::CoreError::Failed;
     let collection = gst::StreamCollection::builder(None).build();
+    let stream = gst::Stream::new(
+        Some("template"),
+        None,
+        gst::StreamType::UNKNOWN,
+        gst::StreamFlags::empty(),
+    );
     [
         Error::builder(failed, "template").build(),
         Warning::builder(failed, "template").build(),
@@ -214,7 +267,9 @@ static MESSAGES: LazyLock<HashMap<u32, Fields>> = LazyLock::new(|| {
         InstantRateRequest::builder(1.0).build(),
         StreamStart::builder().build(),
         StreamCollection::builder(&collection).build(),
-        StreamsSelected::builder(&collection).build(),
+        StreamsSelected::builder(&collection)
+            .streams([&stream])
+            .build(),
         HaveContext::builder(gst::Context::new("template", false)).build(),
         NeedContext::builder("template").build(),
     ]
@@ -292,9 +347,7 @@ fn added<K: std::hash::Hash + Eq>(
     let fields = fields(s)
         .fields
         .into_iter()
-        .filter(|(name, _, _)| {
-            !required.is_some_and(|r| r.fields.iter().any(|(n, _, _)| n == name))
-        })
+        .filter(|f| !required.is_some_and(|r| r.fields.iter().any(|n| n.name == f.name)))
         .collect();
     Fields {
         structure: false,
@@ -303,30 +356,76 @@ fn added<K: std::hash::Hash + Eq>(
     }
 }
 
-/// Times that GStreamer's constructors and setters take only when valid (`gst_event_new_gap`,
-/// `gst_query_set_latency`, ...) and that gstreamer-rs returns as a `ClockTime`, panicking on
-/// NONE. Found by fuzzing: a LATENCY query whose minimum was NONE.
-const EVENT_TIMES: &[(gst::EventType, &str)] = &[
-    (gst::EventType::Gap, "timestamp"),
-    (gst::EventType::Latency, "latency"),
-    (gst::EventType::InstantRateSyncTime, "running-time"),
-    (gst::EventType::InstantRateSyncTime, "upstream-running-time"),
-];
-const QUERY_TIMES: &[(gst::QueryType, &str)] = &[(gst::QueryType::Latency, "min-latency")];
-const MESSAGE_TIMES: &[(gst::MessageType, &str)] = &[(gst::MessageType::ResetTime, "running-time")];
+/// What GStreamer's constructors and setters take for some values (with
+/// `g_return_val_if_fail`), which its elements and gstreamer-rs then take for granted:
+/// `gst_segment_do_seek` asserts a seek's rate is not 0, gstreamer-rs panics on a LATENCY
+/// query whose minimum is NONE (found by fuzzing).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Rule {
+    /// A clock time, never NONE.
+    ValidTime,
+    /// A playback rate: finite and not 0.
+    Rate,
+    /// A step's rate: finite and above 0.
+    PositiveRate,
+    /// A buffering level, 0 to 100.
+    Percent,
+}
 
-fn valid_times<K: PartialEq>(
+impl Rule {
+    fn allows(self, v: &glib::Value) -> bool {
+        match self {
+            Rule::ValidTime => v.get::<u64>() != Ok(gst::ffi::GST_CLOCK_TIME_NONE),
+            Rule::Rate => v.get::<f64>().is_ok_and(|r| r.is_finite() && r != 0.0),
+            Rule::PositiveRate => v.get::<f64>().is_ok_and(|r| r.is_finite() && r > 0.0),
+            Rule::Percent => v.get::<i32>().is_ok_and(|p| (0..=100).contains(&p)),
+        }
+    }
+}
+
+pub(super) const EVENT_VALUES: &[(gst::EventType, &str, Rule)] = {
+    use gst::EventType as E;
+    &[
+        (E::Gap, "timestamp", Rule::ValidTime),
+        (E::Latency, "latency", Rule::ValidTime),
+        (E::Seek, "rate", Rule::Rate),
+        (E::Seek, "trickmode-interval", Rule::ValidTime),
+        (E::Step, "rate", Rule::PositiveRate),
+        (E::InstantRateChange, "rate", Rule::Rate),
+        (E::InstantRateSyncTime, "rate", Rule::Rate),
+        (E::InstantRateSyncTime, "running-time", Rule::ValidTime),
+        (
+            E::InstantRateSyncTime,
+            "upstream-running-time",
+            Rule::ValidTime,
+        ),
+    ]
+};
+pub(super) const QUERY_VALUES: &[(gst::QueryType, &str, Rule)] = &[
+    (gst::QueryType::Latency, "min-latency", Rule::ValidTime),
+    (gst::QueryType::Buffering, "buffer-percent", Rule::Percent),
+];
+pub(super) const MESSAGE_VALUES: &[(gst::MessageType, &str, Rule)] = {
+    use gst::MessageType as M;
+    &[
+        (M::ResetTime, "running-time", Rule::ValidTime),
+        (M::Buffering, "buffer-percent", Rule::Percent),
+        (M::InstantRateRequest, "rate", Rule::Rate),
+    ]
+};
+
+/// Checks the fields of `s` that `rules` name for an object of type `kind` (a field that is
+/// missing or of another type is the template check's business).
+fn values<K: PartialEq>(
     what: &'static str,
-    times: &[(K, &str)],
+    rules: &[(K, &'static str, Rule)],
     kind: K,
     s: Option<&gst::StructureRef>,
 ) -> Result<(), WireError> {
-    for (_, field) in times.iter().filter(|(k, _)| *k == kind) {
-        if s.and_then(|s| s.get::<u64>(*field).ok()) == Some(gst::ffi::GST_CLOCK_TIME_NONE) {
-            return Err(WireError::MissingField {
-                what,
-                field: field.to_string(),
-            });
+    let Some(s) = s else { return Ok(()) };
+    for (_, field, rule) in rules.iter().filter(|(k, _, _)| *k == kind) {
+        if s.value(*field).is_ok_and(|v| !rule.allows(v)) {
+            return Err(WireError::BadValue { what, field });
         }
     }
     Ok(())
@@ -355,17 +454,15 @@ fn check<K: std::hash::Hash + Eq>(
     if required.structure && s.is_none() {
         return Err(WireError::NoStructure(what));
     }
-    for (name, type_, filled) in &required.fields {
-        let present = s.and_then(|s| s.value(name.as_str()).ok());
+    for field in &required.fields {
+        let present = s.and_then(|s| s.value(field.name.as_str()).ok());
         if required.optional && present.is_none() {
             continue;
         }
-        let empty = *filled && present.is_some_and(|v| is_null(v));
-        let unusable = present.is_some_and(|v| no_group(name, v));
-        if present.map(|v| v.type_()) != Some(*type_) || empty || unusable {
+        if !present.is_some_and(|v| field.fits(v, true) && !no_group(&field.name, v)) {
             return Err(WireError::MissingField {
                 what,
-                field: name.clone(),
+                field: field.name.clone(),
             });
         }
     }
@@ -388,7 +485,10 @@ pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
     let kind = e.type_().into_glib();
     check("event", &EVENTS, kind, e.structure())?;
     check("event", &OPTIONAL_EVENTS, kind, e.structure())?;
-    valid_times("event", EVENT_TIMES, e.type_(), e.structure())?;
+    values("event", EVENT_VALUES, e.type_(), e.structure())?;
+    if let Some(s) = e.structure() {
+        seek_and_qos(e.type_(), s)?;
+    }
     // GStreamer builds CAPS events only from fixed caps, and asserts it when it reads them.
     if let gst::EventView::Caps(c) = e.view()
         && !c.caps().is_fixed()
@@ -400,7 +500,7 @@ pub fn event(e: &gst::EventRef) -> Result<(), WireError> {
 
 pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
     check("query", &QUERIES, q.type_().into_glib(), q.structure())?;
-    valid_times("query", QUERY_TIMES, q.type_(), q.structure())?;
+    values("query", QUERY_VALUES, q.type_(), q.structure())?;
     // GStreamer builds ACCEPT_CAPS queries only from fixed caps, as CAPS events.
     if let gst::QueryView::AcceptCaps(a) = q.view()
         && !a.caps().is_fixed()
@@ -413,7 +513,7 @@ pub fn query(q: &gst::QueryRef) -> Result<(), WireError> {
 pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(), WireError> {
     check("message", &MESSAGES, t.into_glib(), s)?;
     check("message", &OPTIONAL_MESSAGES, t.into_glib(), s)?;
-    valid_times("message", MESSAGE_TIMES, t, s)?;
+    values("message", MESSAGE_VALUES, t, s)?;
     match (t, s) {
         (gst::MessageType::Redirect, Some(s)) => redirect(s),
         _ => Ok(()),
@@ -422,30 +522,58 @@ pub fn message(t: gst::MessageType, s: Option<&gst::StructureRef>) -> Result<(),
 
 /// A REDIRECT message keeps its entries in three lists that GStreamer reads side by side
 /// (`gst_message_parse_redirect_entry`) without checking that they are as long as each other
-/// or what their items hold.
+/// (their items are checked against the template).
 fn redirect(s: &gst::StructureRef) -> Result<(), WireError> {
     let lists = [
-        ("redirect-entry-locations", glib::Type::STRING, false),
-        ("redirect-entry-taglists", gst::TagList::static_type(), true),
-        (
-            "redirect-entry-structures",
-            gst::Structure::static_type(),
-            true,
-        ),
+        "redirect-entry-locations",
+        "redirect-entry-taglists",
+        "redirect-entry-structures",
     ];
     let mut len = None;
-    for (field, item, may_be_null) in lists {
-        let bad = || WireError::MissingField {
-            what: "message",
-            field: field.to_string(),
-        };
-        let list = s.get::<gst::List>(field).map_err(|_| bad())?;
-        let fits = list
-            .iter()
-            .all(|v| v.type_() == item && (may_be_null || !is_null(v)));
-        if !fits || *len.get_or_insert(list.len()) != list.len() {
-            return Err(bad());
+    for field in lists {
+        let list = s.get::<gst::ListRef>(field).ok();
+        if list.is_none_or(|l| *len.get_or_insert(l.len()) != l.len()) {
+            return Err(WireError::MissingField {
+                what: "message",
+                field: field.to_string(),
+            });
         }
+    }
+    Ok(())
+}
+
+/// What `gst_event_new_seek` and `gst_event_new_qos` refuse across fields: an instant rate
+/// change that also moves or flushes, and a QoS event whose diff puts it before time 0.
+fn seek_and_qos(t: gst::EventType, s: &gst::StructureRef) -> Result<(), WireError> {
+    let bad = |field| {
+        Err(WireError::BadValue {
+            what: "event",
+            field,
+        })
+    };
+    match t {
+        gst::EventType::Seek => {
+            let flags = s
+                .get::<gst::SeekFlags>("flags")
+                .unwrap_or(gst::SeekFlags::empty());
+            let moves = ["cur-type", "stop-type"].iter().any(|f| {
+                s.get::<gst::SeekType>(*f)
+                    .is_ok_and(|t| t != gst::SeekType::None)
+            });
+            if flags.contains(gst::SeekFlags::INSTANT_RATE_CHANGE)
+                && (moves || flags.contains(gst::SeekFlags::FLUSH))
+            {
+                return bad("flags");
+            }
+        }
+        gst::EventType::Qos => {
+            let diff = s.get::<i64>("diff").unwrap_or_default();
+            let timestamp = s.get::<u64>("timestamp").unwrap_or_default();
+            if diff < 0 && diff.unsigned_abs() > timestamp {
+                return bad("diff");
+            }
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ pub(crate) mod metas;
 pub(crate) mod objects;
 pub(crate) mod value;
 
-pub use check::{answer_field, stays_local, usable_answer};
+pub use check::{answer_fits, stays_local, usable_answer};
 pub use frame::*;
 pub use metas::carried_apis as carried_meta_apis;
 
@@ -79,6 +79,11 @@ pub enum WireError {
     NotAUnixStream,
     #[error("a caps event or accept-caps query with caps that are not fixed")]
     UnfixedCaps,
+    #[error("a {what} whose field {field:?} holds a value GStreamer refuses there")]
+    BadValue {
+        what: &'static str,
+        field: &'static str,
+    },
     #[error("a {0:?} message, which stays in the pipeline that posts it")]
     StaysLocal(gst::MessageType),
 }

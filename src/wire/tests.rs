@@ -755,98 +755,226 @@ fn objects_without_the_fields_gstreamer_reads_are_refused() {
     assert!(decode_bytes(&q).is_ok());
 }
 
-/// Times GStreamer's setters take only when valid, and that gstreamer-rs reads as a
-/// `ClockTime` (panicking on NONE): a LATENCY query whose minimum was NONE was found by
-/// fuzzing. Each object passes as GStreamer builds it, and is refused with NONE there.
+fn event_frame(event: &gst::Event) -> Vec<u8> {
+    encode(
+        1,
+        &Frame::Event {
+            target: Target::Pad,
+            event: event.clone(),
+        },
+    )
+}
+
+fn query_frame(query: &gst::Query) -> Vec<u8> {
+    encode(
+        1,
+        &Frame::Query {
+            target: Target::Element,
+            query: query.clone(),
+        },
+    )
+}
+
+fn message_frame(type_: gst::MessageType, s: &gst::Structure) -> Vec<u8> {
+    encode(
+        1,
+        &Frame::Message(RemoteMessage {
+            type_,
+            seqnum: 1,
+            origin: String::new(),
+            structure: Some(s.clone()),
+        }),
+    )
+}
+
+/// Values that GStreamer's constructors refuse and its elements and gstreamer-rs take for
+/// granted (a LATENCY query whose minimum was NONE was found by fuzzing): each rule's object
+/// passes as GStreamer builds it, and is refused with each bad value in the rule's field.
 #[test]
-fn times_that_must_be_valid_are_refused_when_none() {
+fn values_gstreamer_refuses_are_refused() {
+    use super::check::{EVENT_VALUES, MESSAGE_VALUES, QUERY_VALUES, Rule};
     init();
-    let t = gst::ClockTime::SECOND;
-    let with_none = |s: &mut gst::StructureRef, field: &str| {
-        assert!(s.has_field(field), "{field} not in {s}");
-        s.set(field, gst::ffi::GST_CLOCK_TIME_NONE);
+    let bad_values = |rule: Rule| -> Vec<gst::glib::SendValue> {
+        match rule {
+            Rule::ValidTime => vec![gst::ffi::GST_CLOCK_TIME_NONE.to_send_value()],
+            Rule::Rate => vec![0.0f64.to_send_value(), f64::NAN.to_send_value()],
+            Rule::PositiveRate => vec![(-1.0f64).to_send_value(), 0.0f64.to_send_value()],
+            Rule::Percent => vec![101i32.to_send_value(), (-1i32).to_send_value()],
+        }
     };
+    let t = gst::ClockTime::SECOND;
+    let seek = gst::event::Seek::new(
+        1.0,
+        gst::SeekFlags::FLUSH,
+        gst::SeekType::Set,
+        t,
+        gst::SeekType::None,
+        gst::ClockTime::NONE,
+    );
     let events = [
-        (gst::event::Gap::new(t, t), "timestamp"),
-        (gst::event::Latency::new(t), "latency"),
-        (
-            gst::event::InstantRateSyncTime::new(1.0, t, t),
-            "running-time",
-        ),
-        (
-            gst::event::InstantRateSyncTime::new(1.0, t, t),
-            "upstream-running-time",
-        ),
+        gst::event::Gap::new(t, t),
+        gst::event::Latency::new(t),
+        seek,
+        gst::event::Step::new(gst::format::Buffers::ONE, 1.0, false, false),
+        gst::event::InstantRateChange::new(2.0, gst::SegmentFlags::empty()),
+        gst::event::InstantRateSyncTime::new(2.0, t, t),
     ];
-    for (mut event, field) in events {
-        let frame = |event: &gst::Event| {
-            encode(
-                1,
-                &Frame::Event {
-                    target: Target::Pad,
-                    event: event.clone(),
-                },
-            )
-        };
-        assert!(decode_bytes(&frame(&event)).is_ok());
-        with_none(event.make_mut().structure_mut(), field);
-        assert!(
-            matches!(
-                decode_bytes(&frame(&event)),
-                Err(WireError::MissingField { .. })
-            ),
-            "{event:?}"
-        );
+    for (type_, field, rule) in EVENT_VALUES {
+        let mut event = events.iter().find(|e| e.type_() == *type_).unwrap().clone();
+        assert!(decode_bytes(&event_frame(&event)).is_ok(), "{event:?}");
+        for bad in bad_values(*rule) {
+            let s = event.make_mut().structure_mut();
+            assert!(s.has_field(*field), "{field} not in {s}");
+            s.set_value(*field, bad);
+            assert!(
+                matches!(
+                    decode_bytes(&event_frame(&event)),
+                    Err(WireError::BadValue { .. })
+                ),
+                "{event:?}"
+            );
+        }
     }
 
     let mut latency = gst::query::Latency::new();
     latency.set(true, t, None);
-    let mut query: gst::Query = latency.into();
-    let frame = |query: &gst::Query| {
-        encode(
-            1,
-            &Frame::Query {
-                target: Target::Element,
-                query: query.clone(),
-            },
-        )
-    };
-    assert!(decode_bytes(&frame(&query)).is_ok());
-    assert!(crate::wire::usable_answer(
-        gst::QueryType::Latency,
-        true,
-        query.structure()
-    ));
-    with_none(query.make_mut().structure_mut(), "min-latency");
-    assert!(matches!(
-        decode_bytes(&frame(&query)),
-        Err(WireError::MissingField { .. })
-    ));
-    // Nor may an answer, failed or not, hand the asker such a minimum.
-    for result in [true, false] {
-        assert!(!crate::wire::usable_answer(
-            gst::QueryType::Latency,
-            result,
-            query.structure()
-        ));
+    let queries: [gst::Query; 2] = [
+        latency.into(),
+        gst::query::Buffering::new(gst::Format::Time).into(),
+    ];
+    for (type_, field, rule) in QUERY_VALUES {
+        let mut query = queries
+            .iter()
+            .find(|q| q.type_() == *type_)
+            .unwrap()
+            .clone();
+        assert!(decode_bytes(&query_frame(&query)).is_ok(), "{query:?}");
+        assert!(crate::wire::usable_answer(*type_, true, query.structure()));
+        for bad in bad_values(*rule) {
+            let s = query.make_mut().structure_mut();
+            assert!(s.has_field(*field), "{field} not in {s}");
+            s.set_value(*field, bad);
+            assert!(
+                matches!(
+                    decode_bytes(&query_frame(&query)),
+                    Err(WireError::BadValue { .. })
+                ),
+                "{query:?}"
+            );
+            // Nor may an answer, failed or not, hand such a value to the asker.
+            for result in [true, false] {
+                assert!(!crate::wire::usable_answer(
+                    *type_,
+                    result,
+                    query.structure()
+                ));
+            }
+        }
     }
 
-    let reset = gst::message::ResetTime::new(t);
-    let mut s = reset.structure().unwrap().to_owned();
-    let message = |s: &gst::Structure| {
-        decode_bytes(&encode(
-            1,
-            &Frame::Message(RemoteMessage {
-                type_: gst::MessageType::ResetTime,
-                seqnum: 1,
-                origin: String::new(),
-                structure: Some(s.clone()),
-            }),
-        ))
-    };
-    assert!(message(&s).is_ok());
-    with_none(&mut s, "running-time");
-    assert!(matches!(message(&s), Err(WireError::MissingField { .. })));
+    let messages = [
+        gst::message::ResetTime::new(t),
+        gst::message::Buffering::new(50),
+        gst::message::InstantRateRequest::new(2.0),
+    ];
+    for (type_, field, rule) in MESSAGE_VALUES {
+        let message = messages.iter().find(|m| m.type_() == *type_).unwrap();
+        let mut s = message.structure().unwrap().to_owned();
+        assert!(decode_bytes(&message_frame(*type_, &s)).is_ok(), "{s}");
+        assert!(s.has_field(*field), "{field} not in {s}");
+        for bad in bad_values(*rule) {
+            s.set_value(*field, bad);
+            assert!(
+                matches!(
+                    decode_bytes(&message_frame(*type_, &s)),
+                    Err(WireError::BadValue { .. })
+                ),
+                "{s}"
+            );
+        }
+    }
+
+    // Across fields: an instant rate change that also flushes, a QoS event before time 0.
+    let instant = gst::event::Seek::new(
+        2.0,
+        gst::SeekFlags::INSTANT_RATE_CHANGE,
+        gst::SeekType::None,
+        gst::ClockTime::NONE,
+        gst::SeekType::None,
+        gst::ClockTime::NONE,
+    );
+    assert!(decode_bytes(&event_frame(&instant)).is_ok());
+    let mut flushing = instant.clone();
+    flushing.make_mut().structure_mut().set(
+        "flags",
+        gst::SeekFlags::INSTANT_RATE_CHANGE | gst::SeekFlags::FLUSH,
+    );
+    let mut qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, -1_000, t);
+    assert!(decode_bytes(&event_frame(&qos)).is_ok());
+    qos.make_mut()
+        .structure_mut()
+        .set("diff", -(t.nseconds() as i64) - 1);
+    for event in [flushing, qos] {
+        assert!(
+            matches!(
+                decode_bytes(&event_frame(&event)),
+                Err(WireError::BadValue { .. })
+            ),
+            "{event:?}"
+        );
+    }
+}
+
+/// Lists whose items GStreamer reads as one type: a SELECT_STREAMS event's stream ids, a
+/// STREAMS_SELECTED message's streams, a FORMATS query's answer.
+#[test]
+fn list_items_must_have_their_type() {
+    init();
+    let mut select = gst::event::SelectStreams::new(["a", "b"]);
+    assert!(decode_bytes(&event_frame(&select)).is_ok());
+    select
+        .make_mut()
+        .structure_mut()
+        .set("streams", gst::List::new([1i32, 2]));
+    assert!(matches!(
+        decode_bytes(&event_frame(&select)),
+        Err(WireError::MissingField { .. })
+    ));
+
+    let collection = gst::StreamCollection::builder(None).build();
+    let stream = gst::Stream::new(
+        Some("s"),
+        None,
+        gst::StreamType::AUDIO,
+        gst::StreamFlags::empty(),
+    );
+    let selected = gst::message::StreamsSelected::builder(&collection)
+        .streams([&stream])
+        .build();
+    let mut s = selected.structure().unwrap().to_owned();
+    let frame = |s: &gst::Structure| message_frame(gst::MessageType::StreamsSelected, s);
+    assert!(decode_bytes(&frame(&s)).is_ok(), "{s}");
+    s.set("streams", gst::Array::new(["not a stream"]));
+    assert!(matches!(
+        decode_bytes(&frame(&s)),
+        Err(WireError::MissingField { .. })
+    ));
+
+    let formats = gst::List::new([gst::Format::Time, gst::Format::Bytes]);
+    let strings = gst::List::new(["time"]);
+    let t = gst::QueryType::Formats;
+    assert_eq!(
+        crate::wire::answer_fits(t, "formats", &formats.to_value()),
+        Some(true)
+    );
+    assert_eq!(
+        crate::wire::answer_fits(t, "formats", &strings.to_value()),
+        Some(false)
+    );
+    assert_eq!(
+        crate::wire::answer_fits(t, "other", &strings.to_value()),
+        None
+    );
 }
 
 #[test]
