@@ -208,8 +208,8 @@ static ANSWERS: LazyLock<HashMap<i32, Fields>> = LazyLock::new(|| {
 
 /// Whether the answer `s` to a query of type `t` can be handed to its asker: a successful one
 /// must hold the result that GStreamer's callers then take for granted (`gst_pad_query_caps`
-/// refs the caps it reads, whoever asks for a context sets it on itself), and any answer's
-/// times must be valid where GStreamer's setters require it.
+/// refs the caps it reads, whoever asks for a context sets it on itself), and no answer may
+/// hold a value GStreamer's setters refuse (a minimum latency of NONE).
 pub fn usable_answer(t: gst::QueryType, result: bool, s: Option<&gst::StructureRef>) -> bool {
     let has_result = || {
         let (field, type_) = match t {
@@ -373,12 +373,13 @@ pub(super) enum Rule {
 }
 
 impl Rule {
+    /// A value of another type than the rule's is the template check's business.
     fn allows(self, v: &glib::Value) -> bool {
         match self {
             Rule::ValidTime => v.get::<u64>() != Ok(gst::ffi::GST_CLOCK_TIME_NONE),
-            Rule::Rate => v.get::<f64>().is_ok_and(|r| r.is_finite() && r != 0.0),
-            Rule::PositiveRate => v.get::<f64>().is_ok_and(|r| r.is_finite() && r > 0.0),
-            Rule::Percent => v.get::<i32>().is_ok_and(|p| (0..=100).contains(&p)),
+            Rule::Rate => v.get::<f64>().map_or(true, |r| r.is_finite() && r != 0.0),
+            Rule::PositiveRate => v.get::<f64>().map_or(true, |r| r.is_finite() && r > 0.0),
+            Rule::Percent => v.get::<i32>().map_or(true, |p| (0..=100).contains(&p)),
         }
     }
 }
@@ -414,8 +415,8 @@ pub(super) const MESSAGE_VALUES: &[(gst::MessageType, &str, Rule)] = {
     ]
 };
 
-/// Checks the fields of `s` that `rules` name for an object of type `kind` (a field that is
-/// missing or of another type is the template check's business).
+/// Checks the fields of `s` that `rules` name for an object of type `kind` (a missing field
+/// is the template check's business).
 fn values<K: PartialEq>(
     what: &'static str,
     rules: &[(K, &'static str, Rule)],

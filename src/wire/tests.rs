@@ -909,12 +909,16 @@ fn values_gstreamer_refuses_are_refused() {
         "flags",
         gst::SeekFlags::INSTANT_RATE_CHANGE | gst::SeekFlags::FLUSH,
     );
+    let mut moving = instant.clone();
+    let s = moving.make_mut().structure_mut();
+    assert!(s.has_field("cur-type") && s.has_field("stop-type"), "{s}");
+    s.set("stop-type", gst::SeekType::Set);
     let mut qos = gst::event::Qos::new(gst::QOSType::Underflow, 1.0, -1_000, t);
     assert!(decode_bytes(&event_frame(&qos)).is_ok());
     qos.make_mut()
         .structure_mut()
         .set("diff", -(t.nseconds() as i64) - 1);
-    for event in [flushing, qos] {
+    for event in [flushing, moving, qos] {
         assert!(
             matches!(
                 decode_bytes(&event_frame(&event)),
