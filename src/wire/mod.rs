@@ -84,6 +84,8 @@ pub enum WireError {
         what: &'static str,
         field: &'static str,
     },
+    #[error("a NULL {0}, which GStreamer cannot print")]
+    NullValue(&'static str),
     #[error("a {0:?} message, which stays in the pipeline that posts it")]
     StaysLocal(gst::MessageType),
 }

@@ -2,6 +2,7 @@
 //! Round trips of every frame type and of every value type, and malformed input of every
 //! kind: each must give a typed error, never a panic.
 
+use gst::glib::translate::UnsafeFrom;
 use gst::prelude::*;
 
 use super::codec::{Reader, Writer};
@@ -306,6 +307,73 @@ fn unsupported_values_are_left_out() {
     let back = value::decode_structure(&mut Reader::new(&bytes), 0).unwrap();
     assert_eq!(back.n_fields(), 1);
     assert_eq!(back.get::<i32>("kept").unwrap(), 1);
+}
+
+/// GStreamer cannot print a NULL structure, tag list or caps features (found by fuzzing:
+/// `gst_caps_features_to_string` asserts) or segment (it crashes): the decoder refuses them,
+/// the encoder leaves such a field out, and in a list an empty one stands in, so that the
+/// entries of GStreamer's own REDIRECT messages still line up.
+#[test]
+fn values_gstreamer_cannot_print_never_cross_as_null() {
+    init();
+    // Tags 16, 18 and 21: a structure, caps features, a tag list; absent.
+    for tag in [16u8, 18, 21] {
+        let mut w = Writer::default();
+        w.str("s");
+        w.u32(1);
+        w.str("f");
+        w.u8(tag);
+        w.bool(false);
+        let bytes = w.into_inner();
+        let r = value::decode_structure(&mut Reader::new(&bytes), 0);
+        assert!(
+            matches!(r, Err(WireError::NullValue(_))),
+            "tag {tag}: {r:?}"
+        );
+    }
+
+    let nulls = [
+        gst::glib::Value::from_type(gst::Structure::static_type()),
+        gst::glib::Value::from_type(gst::TagList::static_type()),
+        gst::glib::Value::from_type(gst::CapsFeatures::static_type()),
+        gst::glib::Value::from_type(gst::Segment::static_type()),
+    ];
+    let mut s = gst::Structure::builder("s").field("kept", 1i32).build();
+    for (i, v) in nulls.iter().enumerate() {
+        s.set_value(format!("null{i}").as_str(), unsafe {
+            gst::glib::SendValue::unsafe_from(v.clone().into_raw())
+        });
+    }
+    let mut w = Writer::default();
+    value::encode_structure(&mut w, &s);
+    let bytes = w.into_inner();
+    let back = value::decode_structure(&mut Reader::new(&bytes), 0).unwrap();
+    assert_eq!(back.n_fields(), 1, "{back}");
+
+    let redirect = gst::message::Redirect::builder("a:")
+        .entry_struct(gst::Structure::new_empty("e"))
+        .build();
+    let m = encode(
+        1,
+        &Frame::Message(RemoteMessage {
+            type_: gst::MessageType::Redirect,
+            seqnum: 1,
+            origin: String::new(),
+            structure: redirect.structure().map(|s| s.to_owned()),
+        }),
+    );
+    let Ok(Frame::Message(m)) = decode_bytes(&m) else {
+        panic!("the redirect did not cross");
+    };
+    let s = m.structure.unwrap();
+    let tags = s.get::<gst::List>("redirect-entry-taglists").unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags[0].get::<gst::TagList>().unwrap().n_tags(), 0);
+    assert!(
+        s.to_string()
+            .contains("redirect-entry-structures=(structure){ \"e"),
+        "{s}"
+    );
 }
 
 /// Names new to the process cost their length out of the decoding thread's budget; known

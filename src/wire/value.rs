@@ -119,6 +119,9 @@ impl TryFrom<u8> for Tag {
 /// Writes `value` and returns true, or writes nothing and returns false when its type is not
 /// one we carry.
 pub fn encode_value(w: &mut Writer, value: &glib::Value) -> bool {
+    if unprintable_null(value) {
+        return false;
+    }
     let t = value.type_();
     macro_rules! simple {
         ($tag:expr, $ty:ty, $put:ident) => {{
@@ -343,8 +346,46 @@ fn put_fraction(w: &mut Writer, f: gst::Fraction) {
 
 fn put_values(w: &mut Writer, values: &[glib::SendValue]) {
     let at = w.placeholder_u32();
-    let n = values.iter().filter(|v| encode_value(w, v)).count();
+    let n = values
+        .iter()
+        .filter(|v| match stand_in(v) {
+            Some(empty) => encode_value(w, &empty),
+            None => encode_value(w, v),
+        })
+        .count();
     w.patch_u32(at, n as u32);
+}
+
+/// GStreamer cannot print a NULL structure, tag list or caps features (it asserts) or
+/// segment (it crashes), as any debug log or application may: they never cross as NULL. The
+/// decoder refuses them, and a field holding one is left out.
+fn unprintable_null(value: &glib::Value) -> bool {
+    let t = value.type_();
+    let unprintable = [
+        gst::Structure::static_type(),
+        gst::TagList::static_type(),
+        gst::CapsFeatures::static_type(),
+        gst::Segment::static_type(),
+    ];
+    unprintable.contains(&t) && super::check::is_null(value)
+}
+
+/// GStreamer's own REDIRECT messages leave an entry's tag list or structure NULL: in a list,
+/// an empty one stands in for it, so that the entries still line up.
+fn stand_in(value: &glib::Value) -> Option<glib::Value> {
+    if !unprintable_null(value) {
+        return None;
+    }
+    let t = value.type_();
+    Some(if t == gst::Structure::static_type() {
+        gst::Structure::new_empty("empty").to_value()
+    } else if t == gst::TagList::static_type() {
+        gst::TagList::new().to_value()
+    } else if t == gst::CapsFeatures::static_type() {
+        gst::CapsFeatures::new_empty().to_value()
+    } else {
+        gst::Segment::new().to_value()
+    })
 }
 
 fn put_features(w: &mut Writer, f: &gst::CapsFeaturesRef) {
@@ -516,9 +557,9 @@ fn decode_any(
         }
         Tag::List => gst::List::new(get_values(r, depth)?).to_send_value(),
         Tag::Array => gst::Array::new(get_values(r, depth)?).to_send_value(),
-        Tag::Structure => get_opt(r, |r| decode_structure(r, depth + 1))?.to_send_value(),
+        Tag::Structure => filled(get_opt(r, |r| decode_structure(r, depth + 1))?)?,
         Tag::Caps => get_opt(r, |r| decode_caps(r, depth + 1))?.to_send_value(),
-        Tag::CapsFeatures => get_opt(r, get_features)?.to_send_value(),
+        Tag::CapsFeatures => filled(get_opt(r, get_features)?)?,
         Tag::Buffer => get_opt(r, |r| {
             let flags = gst::BufferFlags::from_bits_truncate(r.u32()?);
             let mut b = gst::Buffer::from_mut_slice(r.bytes()?.to_vec());
@@ -527,7 +568,7 @@ fn decode_any(
         })?
         .to_send_value(),
         Tag::DateTime => get_opt(r, get_date_time)?.to_send_value(),
-        Tag::TagList => get_opt(r, |r| decode_tag_list(r, depth + 1))?.to_send_value(),
+        Tag::TagList => filled(get_opt(r, |r| decode_tag_list(r, depth + 1))?)?,
         Tag::Segment => decode_segment(r)?.to_send_value(),
         Tag::Bitmask => gst::Bitmask(r.u64()?).to_send_value(),
         Tag::Error => get_opt(r, |r| {
@@ -605,6 +646,12 @@ fn send(v: glib::Value) -> glib::SendValue {
 
 fn check_range(ok: bool) -> Result<(), WireError> {
     if ok { Ok(()) } else { Err(WireError::BadRange) }
+}
+
+/// A value of a type GStreamer cannot print when NULL (see [`unprintable_null`]).
+fn filled<T: ToSendValue + StaticType>(v: Option<T>) -> Result<glib::SendValue, WireError> {
+    v.map(|v| v.to_send_value())
+        .ok_or(WireError::NullValue(T::static_type().name()))
 }
 
 fn get_opt<T>(
