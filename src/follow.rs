@@ -327,7 +327,15 @@ pub trait Follower: ObjectSubclass<Type: IsA<gst::Element> + Send + Sync> + Elem
         if settings.fdin < 0 || settings.fdout < 0 || obj.parent().is_none() {
             return;
         }
+        let early = crate::slavepipeline::take_early(obj.upcast_ref());
+        // Called once the link is in its slot and before its reader starts: what the slave
+        // posted before goes ahead of anything the master's requests make it post.
         let handler = || -> Arc<dyn Handler> {
+            if let Some(link) = self.link_slot().get() {
+                for m in &early {
+                    self.follow().forward_message(obj.upcast_ref(), &link, m);
+                }
+            }
             Arc::new(FollowerHandler::<Self> {
                 element: obj.downgrade(),
             })

@@ -216,6 +216,64 @@ fn every_message_a_bin_passes_up_arrives_once() {
 
 /// Upstream events from the slave's sink reach the master's upstream elements whole, and
 /// their results come back.
+/// What the slave posts before a master is linked (gst-ipc-slave's word that its sandbox is
+/// weaker than asked) reaches the master once one is, ahead of anything posted later: before,
+/// a master's state change could make the slave post an error first.
+#[test]
+fn warnings_posted_before_the_master_connects_arrive_first() {
+    init();
+    let (ours, theirs) = gstrsipcpipeline::launcher::socketpair().unwrap();
+    let slave = pipeline("rsipcslavepipeline.( rsipcpipelinesrc name=ipcsrc ! fakesink )");
+    let failed = gst::CoreError::Failed;
+    for text in ["early one", "early two"] {
+        let warning = gst::message::Warning::builder(failed, text)
+            .src(&slave)
+            .build();
+        assert!(slave.post_message(warning).is_ok());
+    }
+    let src = slave.by_name("ipcsrc").unwrap();
+    src.set_property("fdin", theirs.as_raw_fd());
+    src.set_property("fdout", theirs.as_raw_fd());
+    let split = Split {
+        master: pipeline(
+            "videotestsrc is-live=true ! video/x-raw,width=16,height=16 ! \
+             rsipcpipelinesink name=sink",
+        ),
+        slave,
+        _fds: (ours, theirs),
+    };
+    let sink = split.master.by_name("sink").unwrap();
+    sink.set_property("fdin", split._fds.0.as_raw_fd());
+    sink.set_property("fdout", split._fds.0.as_raw_fd());
+    split.playing();
+
+    let bus = split.master.bus().unwrap();
+    let from_slave = |m: &gst::Message| {
+        let s = match m.view() {
+            gst::MessageView::Warning(w) => w.details().map(|d| d.to_owned()),
+            _ => m.structure().map(|s| s.to_owned()),
+        };
+        s.is_some_and(|s| s.has_field("ipc-origin"))
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let m = bus
+            .timed_pop(gst::ClockTime::from_seconds(DEADLINE.as_secs()))
+            .expect("the slave's early warnings");
+        if from_slave(&m) {
+            seen.push(m);
+        }
+    }
+    let texts: Vec<String> = seen
+        .iter()
+        .map(|m| match m.view() {
+            gst::MessageView::Warning(w) => w.error().message().to_string(),
+            _ => format!("{m:?}"),
+        })
+        .collect();
+    assert_eq!(texts, ["early one", "early two"]);
+}
+
 #[test]
 fn upstream_events_cross_with_their_results() {
     init();

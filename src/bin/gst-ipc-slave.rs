@@ -309,10 +309,8 @@ fn main() {
         }
     }
 
-    for (e, (fdin, fdout)) in ends.iter().zip(&args.fds) {
-        e.set_property("fdin", fdin);
-        e.set_property("fdout", fdout);
-    }
+    // Before connecting: the slave pipeline keeps them for the masters, ahead of anything
+    // their state changes make it post.
     for Degraded(what) in degraded {
         eprintln!("gst-ipc-slave: sandbox weaker than asked: {what}");
         let _ = pipeline.post_message(
@@ -323,6 +321,11 @@ fn main() {
             .src(&pipeline)
             .build(),
         );
+    }
+
+    for (e, (fdin, fdout)) in ends.iter().zip(&args.fds) {
+        e.set_property("fdin", fdin);
+        e.set_property("fdout", fdout);
     }
 
     let bus = pipeline.bus().unwrap();
