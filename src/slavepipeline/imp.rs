@@ -47,7 +47,8 @@ impl ElementImpl for IpcSlavePipeline {
 
     fn post_message(&self, msg: gst::Message) -> bool {
         // Not under the `early` lock: a bin holds its own lock while it adds a child, which
-        // may connect and take the early messages.
+        // may connect and take the early messages. A message kept just as a master connects
+        // goes with the next one posted.
         let masters: Vec<(gst::Element, Arc<Follow>, Arc<Link>)> = self
             .obj()
             .iterate_recurse()
