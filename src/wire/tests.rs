@@ -110,6 +110,7 @@ fn events_keep_type_seqnum_and_fields() {
     let mut seg = gst::FormattedSegment::<gst::ClockTime>::new();
     seg.set_rate(-2.0);
     seg.set_start(gst::ClockTime::from_seconds(3));
+    seg.set_stop(gst::ClockTime::from_seconds(9));
     seg.set_position(gst::ClockTime::from_seconds(4));
     let caps = gst::Caps::builder("video/x-raw")
         .field("width", 320)
@@ -557,6 +558,29 @@ fn what_gstreamer_complains_about_is_refused() {
         Ok(Some(gst::FractionRange::static_type()))
     );
     assert_eq!(fraction_range([1, 1, 1, -2]), Err(WireError::BadRange));
+    // A reverse segment without a stop (a duration does not do), or whose stop is before its
+    // offset: GStreamer asserts both when a base sink asks for a running time (found by
+    // fuzzing).
+    let segment = |stop: Option<u64>, duration: Option<u64>, offset: u64| {
+        let mut seg = gst::FormattedSegment::<gst::ClockTime>::new();
+        seg.set_rate(-1.0);
+        seg.set_start(gst::ClockTime::ZERO);
+        seg.set_stop(stop.map(gst::ClockTime::from_nseconds));
+        seg.set_duration(duration.map(gst::ClockTime::from_nseconds));
+        seg.set_offset(gst::ClockTime::from_nseconds(offset));
+        value(&|w| {
+            encode_value(w, &seg.upcast_ref().to_value())
+                .then_some(())
+                .unwrap()
+        })
+    };
+    assert_eq!(segment(None, None, 0), Err(WireError::BadRange));
+    assert_eq!(segment(Some(5), None, 6), Err(WireError::BadRange));
+    assert_eq!(
+        segment(Some(5), None, 5),
+        Ok(Some(gst::Segment::static_type()))
+    );
+    assert_eq!(segment(None, Some(5), 0), Err(WireError::BadRange));
     // Caps features outside `namespace:Name`, and caps named as in GStreamer 0.10: written
     // as valid caps, then renamed in place (GStreamer itself would not build them).
     let caps = gst::Caps::builder("video/x-raw")

@@ -958,6 +958,12 @@ pub fn decode_segment(r: &mut Reader) -> Result<gst::Segment, WireError> {
     ] {
         *f = r.u64()?;
     }
+    // Running time in reverse counts back from the stop, which GStreamer asserts is known
+    // and not before the offset (`gst_segment_to_running_time_full`, from any base sink); a
+    // reverse seek must set it too.
+    if rate < 0.0 {
+        check_range(raw.stop != gst::ffi::GST_CLOCK_TIME_NONE && raw.stop >= raw.offset)?;
+    }
     Ok(unsafe { from_glib_none(&raw as *const gst::ffi::GstSegment) })
 }
 
