@@ -464,6 +464,22 @@ fn events_out_of_order() {
     master.finish(None);
 }
 
+/// Sticky events given to the src element (a master sends one to the slave pipeline) are
+/// refused: they come with the stream, which the src's task pushes in its order, and one
+/// given to the element could overtake it. EOS and events that are not sticky still go.
+#[test]
+fn sticky_events_given_to_the_element_are_refused() {
+    init();
+    let master = FakeMaster::start(0);
+    let src = master.slave.by_name("src").unwrap();
+    let caps = gst::Caps::new_empty_simple("application/x-other");
+    assert!(!src.send_event(gst::event::Caps::new(&caps)));
+    assert!(!src.send_event(gst::event::Tag::new(gst::TagList::new())));
+    let oob = gst::event::CustomDownstreamOob::new(gst::Structure::new_empty("oob"));
+    assert!(src.send_event(oob));
+    master.finish(None);
+}
+
 /// An upstream slave that gives its master a connection for a further stream that is no
 /// socket, or more further streams than any file has: one ERROR each.
 #[test]

@@ -266,8 +266,8 @@ impl ElementImpl for IpcPipelineSrc {
 
     fn send_event(&self, event: gst::Event) -> bool {
         // As in C: an event given to the element travels downstream from its pad (a master
-        // can send one to the slave pipeline, which gives it to its sources), in the order
-        // GStreamer takes sticky events.
+        // can send one to the slave pipeline, which gives it to its sources); the stream's
+        // own sticky events come only with the stream.
         self.replay.push_event(event)
     }
 
